@@ -113,7 +113,8 @@ def _missing_toolchain_message(reason: str) -> str:
 def _run_go(args: list[str], env: dict[str, str], log: Callable[[str], None]) -> str:
     proc = subprocess.run(args, cwd=GO_MODULE_DIR, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise EngineError(f"`{' '.join(args)}` failed (exit {proc.returncode}) in {GO_MODULE_DIR}:\n{proc.stderr.strip()}")
+        command = " ".join(args)
+        raise EngineError(f"`{command}` failed (exit {proc.returncode}) in {GO_MODULE_DIR}:\n{proc.stderr.strip()}")
     return proc.stdout
 
 
@@ -131,7 +132,8 @@ def build(dest: Path, *, go: str, version: str = PULUMI_VERSION, log: Callable[[
         log("building the Python language host...")
         _run_go([go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(staging / "pulumi-language-python"),
                  "./cmd/pulumi-language-python"], env, log)
-        sdk_dir = Path(_run_go([go, "list", "-m", "-f", "{{.Dir}}", "github.com/pulumi/pulumi/sdk/v3"], env, log).strip())
+        sdk_dir = Path(_run_go([go, "list", "-m", "-f", "{{.Dir}}", "github.com/pulumi/pulumi/sdk/v3"], env, log)
+                       .strip())
         for name, rel in SDK_SCRIPTS.items():
             shutil.copyfile(sdk_dir / rel, staging / name)
             (staging / name).chmod(0o755)

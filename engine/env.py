@@ -10,14 +10,16 @@ from engine.build import Engine
 
 # Local demo only: it protects the secrets of the embedded local backend. Real teams set their own
 # PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE), or use a KMS secrets provider.
-DEFAULT_PASSPHRASE = "vastguard-local"
+DEFAULT_PASSPHRASE = "vastguard-local"  # noqa: S105 -- documented local-demo default, not a secret
 
 
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-def project_env(engine: Engine, *, base: Mapping[str, str] | None = None, state_dir: Path | None = None) -> dict[str, str]:
+def project_env(
+    engine: Engine, *, base: Mapping[str, str] | None = None, state_dir: Path | None = None
+) -> dict[str, str]:
     """Pinned engine first on PATH; a file backend in the repo unless the user chose one; no Pulumi Cloud."""
     env = dict(os.environ if base is None else base)
     env["PATH"] = os.pathsep.join([str(engine.bin_dir), env.get("PATH", "")])

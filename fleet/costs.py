@@ -35,7 +35,9 @@ def storage_hourly(storage_cost: float | Decimal, disk_gb: float | Decimal) -> D
     return money(storage_cost) * money(disk_gb) / HOURS_PER_STORAGE_MONTH
 
 
-def hourly(*, state: str, dph_total: float | Decimal, storage_cost: float | Decimal, disk_gb: float | Decimal) -> Decimal:
+def hourly(
+    *, state: str, dph_total: float | Decimal, storage_cost: float | Decimal, disk_gb: float | Decimal
+) -> Decimal:
     if state == "running":
         return money(dph_total)
     return storage_hourly(storage_cost, disk_gb)
@@ -76,7 +78,7 @@ def estimate_instance(props: Mapping[str, Any]) -> InstanceEstimate:
             basis="quote",
         )
     cap = props.get("max_dph")
-    return InstanceEstimate(hourly=money(cap) if _known_number(cap) else Decimal(0), basis="cap")
+    return InstanceEstimate(hourly=money(cap) if isinstance(cap, int | float) else Decimal(0), basis="cap")
 
 
 class FleetCost(BaseModel):

@@ -1,1 +1,1 @@
-"""vastguard"""
+"""vastguard: team governance for Vast.ai GPU rentals on Pulumi (the `vastguard` command and the demo)."""

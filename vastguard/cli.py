@@ -1,12 +1,63 @@
-"""The `vastguard` command line."""
+"""The `vastguard` command line: thin wiring of each concern's own subcommands."""
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
+from collections.abc import Sequence
+
+from engine import EngineError, ensure, project_env, repo_root
+from engine.build import reported_version
 
 
-def main(argv: list[str] | None = None) -> int:
-    raise SystemExit("vastguard: not implemented yet")
+def _engine_command(args: argparse.Namespace) -> int:
+    engine = ensure(log=lambda line: print(line, file=sys.stderr))
+    if args.what == "bin":
+        print(engine.bin_dir)
+    else:
+        print(f"pulumi v{reported_version(engine.pulumi)} ({engine.source}: {engine.bin_dir})")
+    return 0
+
+
+def _pulumi_command(args: argparse.Namespace) -> int:
+    engine = ensure(log=lambda line: print(line, file=sys.stderr))
+    env = project_env(engine)
+    os.chdir(repo_root())
+    os.execve(str(engine.pulumi), [str(engine.pulumi), *args.pulumi_args], env)
+    return 0  # unreachable: execve replaces this process
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vastguard", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    engine = sub.add_parser("engine", help="show (building if needed) the pinned Pulumi engine")
+    engine.add_argument("what", nargs="?", choices=["version", "bin"], default="version")
+    engine.set_defaults(func=_engine_command)
+
+    pulumi = sub.add_parser("pulumi", help="run the pinned pulumi with the project's backend and passphrase defaults",
+                            add_help=False)
+    pulumi.add_argument("pulumi_args", nargs=argparse.REMAINDER)
+    pulumi.set_defaults(func=_pulumi_command)
+
+    from vastguard import demo
+
+    demo.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except EngineError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return result
 
 
 if __name__ == "__main__":

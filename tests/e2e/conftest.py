@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -36,11 +36,11 @@ def write_project(directory: Path, *, name: str, main: str) -> None:
 
 
 @pytest.fixture
-def make_cli(engine: Engine, pulumi_home: Path, tmp_path: Path) -> Iterator[object]:
+def make_cli(engine: Engine, pulumi_home: Path, tmp_path: Path) -> Callable[[Path], PulumiCLI]:
     def make(project_dir: Path) -> PulumiCLI:
         return PulumiCLI.for_project(
             engine, project_dir, state_dir=tmp_path / "state",
             extra_env={"PULUMI_HOME": str(pulumi_home), "PULUMI_BACKEND_URL": f"file://{tmp_path / 'state'}"},
         )
 
-    yield make
+    return make

@@ -1,0 +1,127 @@
+"""A team's fleet declaration: named groups of identical instances, read from its stack config.
+
+    config:
+      vastguard:team: ml-engineering
+      vastguard:fleet:
+        training:              # group name: instances are training-0, training-1, ...
+          gpu: RTX_4090        # marketplace name or family (A100 = any A100)
+          count: 2
+          num_gpus: 1
+          image: pytorch/pytorch:2.4.0-cuda12.1-cudnn9-runtime
+          disk_gb: 32
+          max_dph: 0.60        # $/h cap per instance (GPU + storage)
+          state: running       # or stopped
+
+Every error names the stack, the group and the field, so a typo in YAML is fixed in one look; nothing is
+declared from an invalid fleet.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from fleet.instance import DesiredState, InstanceSpec
+
+GROUP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+TEAM_NAME = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
+MAX_COUNT = 64
+
+
+class FleetError(ValueError):
+    """An invalid fleet declaration; the message lists every problem with stack, group and field."""
+
+    def __init__(self, stack: str, problems: list[str]) -> None:
+        self.stack = stack
+        self.problems = problems
+        body = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"stack {stack!r}: invalid fleet declaration in stacks/Pulumi.{stack}.yaml:\n{body}")
+
+
+class Group(BaseModel):
+    """One group of identical instances."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gpu: str = Field(min_length=1)
+    count: int = Field(default=1, ge=0, le=MAX_COUNT)
+    num_gpus: int = Field(default=1, ge=1, le=16)
+    image: str = Field(min_length=1, max_length=1024)
+    disk_gb: float = Field(default=16.0, ge=8, le=4096)
+    max_dph: float = Field(gt=0, le=128)
+    min_reliability: float = Field(default=0.95, ge=0, le=1)
+    verified_only: bool = True
+    geolocation: str | None = None
+    onstart: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    state: DesiredState = "running"
+
+    @field_validator("image")
+    @classmethod
+    def _no_spaces(cls, value: str) -> str:
+        if any(c.isspace() for c in value):
+            raise ValueError("an image reference has no spaces (e.g. pytorch/pytorch:2.4.0-cuda12.1-cudnn9-runtime)")
+        return value
+
+
+class Fleet(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    stack: str
+    team: str
+    groups: dict[str, Group]
+
+    def instances(self) -> dict[str, InstanceSpec]:
+        """Expand groups into named instance specs: `<group>-<index>`, stable as counts grow or shrink."""
+        out: dict[str, InstanceSpec] = {}
+        for name, group in sorted(self.groups.items()):
+            for index in range(group.count):
+                out[f"{name}-{index}"] = InstanceSpec(
+                    team=self.team, gpu_name=group.gpu, num_gpus=group.num_gpus, image=group.image,
+                    disk_gb=group.disk_gb, max_dph=group.max_dph, min_reliability=group.min_reliability,
+                    verified_only=group.verified_only, geolocation=group.geolocation, onstart=group.onstart,
+                    env=group.env, state=group.state, label=f"{self.team}/{name}-{index}",
+                )
+        return out
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def parse_fleet(stack: str, team: Any, fleet: Any) -> Fleet:
+    """Validate `vastguard:team` and `vastguard:fleet` (already parsed from YAML/JSON)."""
+    problems: list[str] = []
+    if not isinstance(team, str) or not TEAM_NAME.match(team):
+        problems.append(
+            f"vastguard:team: {team!r} is not a team name (lower-case letters, digits and dashes); "
+            f"set it with: pulumi config set vastguard:team <team> --stack {stack}"
+        )
+    groups: dict[str, Group] = {}
+    if fleet is None:
+        fleet = {}
+    if not isinstance(fleet, Mapping):
+        problems.append("vastguard:fleet: must be a mapping of group name -> group (see stacks/README.md)")
+        fleet = {}
+    for name, raw in fleet.items():
+        if not isinstance(name, str) or not GROUP_NAME.match(name):
+            problems.append(f"group {name!r}: a group name is lower-case letters, digits and dashes, max 40")
+            continue
+        if not isinstance(raw, Mapping):
+            problems.append(f"group {name!r}: must be a mapping with at least gpu, image and max_dph")
+            continue
+        try:
+            groups[name] = Group.model_validate(raw)
+        except ValidationError as err:
+            for e in err.errors():
+                field = _where(e["loc"]) or "(group)"
+                msg = e["msg"]
+                if e["type"] == "extra_forbidden":
+                    msg = f"unknown field; valid fields: {', '.join(Group.model_fields)}"
+                problems.append(f"group {name!r}, field {field!r}: {msg} (got {e.get('input')!r})")
+    if problems:
+        raise FleetError(stack, problems)
+    return Fleet(stack=stack, team=team, groups=groups)

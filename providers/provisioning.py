@@ -1,0 +1,212 @@
+"""Renting, adopting, watching and releasing Vast.ai instances: the provider's logic, without Pulumi.
+
+Marketplace realities this code is shaped by (see SkyPilot's Vast provisioner for the same lessons):
+- An offer can be taken between search and rent (404 no_such_ask / 410): try the next offer.
+- A rented instance can die while starting (`exited`, `unknown`, `offline` never recover by themselves):
+  destroy it at once and try another machine, because a blind retry leaves a second paid instance.
+- A create whose outcome is unknown (interrupted engine, lost connection) must never rent twice: every instance
+  carries an ownership tag in its label, and create first adopts an instance that already carries its tag.
+- Search results cannot be trusted to have applied every filter: re-check the fields we filtered on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from fleet.instance import InstanceSpec, Quote
+from vastai import Instance, Offer, OfferQuery, OfferUnavailableError, VastClient, gpus
+
+PENDING = frozenset({None, "", "created", "loading", "rebooting", "scheduling"})
+TERMINAL = frozenset({"exited", "unknown", "offline"})
+MAX_RENT_ATTEMPTS = 5
+_TAG_OPEN, _TAG_CLOSE = "[", "]"
+
+
+class ProvisioningError(RuntimeError):
+    """Renting failed in a way the user must act on; whatever was rented has been released."""
+
+
+class NoOfferError(ProvisioningError):
+    pass
+
+
+def ownership_tag(stack: str, name: str) -> str:
+    return f"vg:{stack}/{name}"
+
+
+def compose_label(tag: str, label: str | None) -> str:
+    """Vast has one label per instance: it carries the user's label and, at the end, our ownership tag."""
+    return f"{label} {_TAG_OPEN}{tag}{_TAG_CLOSE}" if label else f"{_TAG_OPEN}{tag}{_TAG_CLOSE}"
+
+
+def tag_of(vast_label: str | None) -> str | None:
+    if not vast_label or not vast_label.endswith(_TAG_CLOSE) or _TAG_OPEN not in vast_label:
+        return None
+    return vast_label[vast_label.rindex(_TAG_OPEN) + 1 : -1]
+
+
+def query_for(spec: InstanceSpec, known_gpus: Sequence[str], *, capped: bool = True) -> OfferQuery:
+    return OfferQuery(
+        gpu_names=gpus.resolve(spec.gpu_name, known_gpus, where="gpu_name"),
+        num_gpus=spec.num_gpus,
+        max_dph=spec.max_dph if capped else None,
+        min_reliability=spec.min_reliability,
+        verified_only=spec.verified_only,
+        geolocation=spec.geolocation,
+        disk_gb=spec.disk_gb,
+        order=[("dph_total", "asc")],
+        limit=64,
+    )
+
+
+def satisfies(offer: Offer, spec: InstanceSpec, members: Sequence[str], *, capped: bool = True) -> bool:
+    """Re-check what we filtered on: Vast may silently drop a filter."""
+    return (
+        offer.gpu_name in members
+        and offer.num_gpus == spec.num_gpus
+        and (not capped or offer.dph_total <= spec.max_dph)
+        and (offer.reliability is None or offer.reliability >= spec.min_reliability)
+        and (not spec.verified_only or offer.verified)
+        and (spec.geolocation is None or spec.geolocation.lower() in (offer.geolocation or "").lower())
+    )
+
+
+def matching_offers(client: VastClient, spec: InstanceSpec, known_gpus: Sequence[str], *,
+                    capped: bool = True) -> list[Offer]:
+    members = gpus.resolve(spec.gpu_name, known_gpus, where="gpu_name")
+    offers = client.search_offers(query_for(spec, known_gpus, capped=capped))
+    return sorted((o for o in offers if satisfies(o, spec, members, capped=capped)), key=lambda o: o.dph_total)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def quote(client: VastClient, spec: InstanceSpec, known_gpus: Sequence[str]) -> Quote:
+    """The cheapest offer within the cap; NoOfferError says what is available instead."""
+    offers = matching_offers(client, spec, known_gpus)
+    if not offers:
+        uncapped = matching_offers(client, spec, known_gpus, capped=False)
+        what = f"{spec.num_gpus}x {spec.gpu_name}"
+        if uncapped:
+            raise NoOfferError(
+                f"no {what} offer within max_dph ${spec.max_dph:.2f}/h; the cheapest matching offer now is "
+                f"${uncapped[0].dph_total:.3f}/h ({len(uncapped)} offers): raise max_dph (within the team's cap) "
+                "or relax min_reliability/verified_only/geolocation"
+            )
+        raise NoOfferError(
+            f"no {what} offer on the marketplace meets min_reliability {spec.min_reliability}, "
+            f"verified_only={spec.verified_only}, geolocation={spec.geolocation!r}; relax them or pick another GPU"
+        )
+    best = offers[0]
+    return Quote(offer_id=best.id, gpu_name=best.gpu_name, dph_total=best.dph_total,
+                 storage_cost=best.storage_cost, matched=len(offers), quoted_at=now_iso())
+
+
+@dataclass
+class Waiter:
+    """Polls an instance against a monotonic deadline; injectable clock and sleep for tests."""
+
+    timeout: float
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    first_interval: float = 0.5
+    max_interval: float = 10.0
+
+    def until_running(self, client: VastClient, instance_id: int) -> Instance:
+        deadline = self.clock() + self.timeout
+        interval = self.first_interval
+        while True:
+            inst = client.get_instance(instance_id)
+            if inst is None:
+                raise ProvisioningError(f"instance {instance_id} disappeared while starting")
+            if inst.actual_status == "running":
+                return inst
+            if inst.actual_status in TERMINAL:
+                raise ProvisioningError(
+                    f"instance {instance_id} on machine {inst.machine_id} ended {inst.actual_status!r} while "
+                    f"starting ({inst.status_msg or 'no message from Vast'})"
+                )
+            if self.clock() + interval > deadline:
+                raise ProvisioningError(
+                    f"instance {instance_id} still {inst.actual_status or 'provisioning'!r} after "
+                    f"{self.timeout:.0f}s; raise vastai:provisionTimeout for large images"
+                )
+            self.sleep(interval)
+            interval = min(interval * 1.5, self.max_interval)
+
+
+def find_owned(client: VastClient, tag: str, label: str) -> Instance | None:
+    """The instance carrying our ownership tag, if a previous create got as far as renting it."""
+    for inst in client.list_instances(labels=[label]):
+        if tag_of(inst.label) == tag:
+            return inst
+    # The user label may have changed since that create; fall back to every instance of the account.
+    for inst in client.list_instances():
+        if tag_of(inst.label) == tag:
+            return inst
+    return None
+
+
+def release(client: VastClient, instance_id: int) -> None:
+    """Destroy, tolerating an instance that is already gone."""
+    client.destroy(instance_id)
+
+
+def rent(client: VastClient, spec: InstanceSpec, known_gpus: Sequence[str], *, tag: str, waiter: Waiter,
+         log: Callable[[str], None] = lambda _m: None) -> tuple[Instance, Quote]:
+    """Adopt or rent one instance for spec and bring it to its desired state."""
+    label = compose_label(tag, spec.label)
+    owned = find_owned(client, tag, label)
+    failed_machines: set[int] = set()
+    problems: list[str] = []
+    if owned is not None:
+        log(f"adopting instance {owned.id} already tagged {tag} (an earlier create was interrupted)")
+        try:
+            inst = _settle(client, owned.id, spec, waiter)
+        except ProvisioningError as err:
+            problems.append(str(err))
+            release(client, owned.id)
+            if owned.machine_id is not None:
+                failed_machines.add(owned.machine_id)
+        else:
+            return inst, Quote(offer_id=owned.offer_id or 0, gpu_name=owned.gpu_name, dph_total=owned.dph_total,
+                               storage_cost=owned.storage_cost, matched=1, quoted_at=now_iso())
+
+    for attempt in range(MAX_RENT_ATTEMPTS):
+        offers = [o for o in matching_offers(client, spec, known_gpus) if o.machine_id not in failed_machines]
+        if not offers:
+            break
+        offer = offers[0]
+        try:
+            instance_id = client.create_instance(
+                offer.id, image=spec.image, disk_gb=spec.disk_gb, label=label, env=spec.env, onstart=spec.onstart,
+            )
+        except OfferUnavailableError:
+            log(f"offer {offer.id} was taken before we could rent it; trying the next one")
+            failed_machines.add(offer.machine_id)
+            continue
+        try:
+            inst = _settle(client, instance_id, spec, waiter)
+        except ProvisioningError as err:
+            problems.append(str(err))
+            log(f"attempt {attempt + 1}: {err}; destroying it and trying another machine")
+            release(client, instance_id)
+            failed_machines.add(offer.machine_id)
+            continue
+        return inst, Quote(offer_id=offer.id, gpu_name=offer.gpu_name, dph_total=offer.dph_total,
+                           storage_cost=offer.storage_cost, matched=len(offers), quoted_at=now_iso())
+    detail = "; ".join(problems) if problems else "no remaining offer within max_dph"
+    raise ProvisioningError(f"could not rent {spec.num_gpus}x {spec.gpu_name} for {tag}: {detail}")
+
+
+def _settle(client: VastClient, instance_id: int, spec: InstanceSpec, waiter: Waiter) -> Instance:
+    inst = waiter.until_running(client, instance_id)
+    if spec.state == "stopped":
+        client.stop(instance_id)
+        refreshed = client.get_instance(instance_id)
+        inst = refreshed if refreshed is not None else inst
+    return inst

@@ -1,0 +1,221 @@
+"""`vastai:Instance`: a Vast.ai GPU instance as a Pulumi resource (a Python dynamic provider).
+
+Pulumi quirks handled here:
+- The provider object is pickled into state (the `__provider` input), so it holds no client and no key: the
+  key arrives at run time through `configure` (stack config `vastai:apiKey`, a secret) or VAST_API_KEY.
+- `check` runs at preview and adds a live price `quote`, which is what lets the policy pack judge budgets before
+  anything is rented; an unchanged instance keeps its previous quote so previews stay quiet and cheap.
+- `diff` is explicit and ignores `__provider` and `quote`, otherwise every code change or price move would
+  show as an update.
+- Inside the provider process `pulumi.get_stack()` is a placeholder, so the program passes the ownership tag
+  (`vg:<stack>/<name>`) as an input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    ConfigureRequest,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    Resource,
+    ResourceProvider,
+    UpdateResult,
+)
+from pydantic import ValidationError
+
+from fleet.instance import InstanceInputs, InstanceSpec, Quote
+from providers import provisioning
+from providers.settings import ProviderSettings, settings_from
+from vastai import Instance as VastInstance
+from vastai import NotFoundError, VastClient, VastError, gpus
+
+log = logging.getLogger("vastguard.provider")
+
+# Changing these rents a different machine or container: replace. `state` and `label` change in place.
+REPLACE_FIELDS = ("team", "gpu_name", "num_gpus", "image", "disk_gb", "min_reliability", "verified_only",
+                  "geolocation", "onstart", "env", "ownership_tag")
+IN_PLACE_FIELDS = ("state", "label", "max_dph")
+
+
+class VastInstanceProvider(ResourceProvider):
+    _settings: ProviderSettings | None
+    _gpu_names: list[str] | None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._settings = None
+        self._gpu_names = None
+
+    # Keep only plain state when pickled into `__provider`: never a key, a client or a lock.
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def __setstate__(self, _state: dict[str, Any]) -> None:
+        self._settings = None
+        self._gpu_names = None
+
+    def configure(self, req: ConfigureRequest) -> None:
+        self._settings = settings_from(req.config.get)
+
+    # --- helpers -----------------------------------------------------------------------------------------
+
+    def _client(self) -> VastClient:
+        settings = self._settings or settings_from(lambda _k: None)
+        return VastClient(api_key=settings.require_key(), base_url=settings.base_url)
+
+    def _known_gpus(self, client: VastClient) -> list[str]:
+        if self._gpu_names is None:
+            self._gpu_names = client.gpu_names()
+        return self._gpu_names
+
+    @staticmethod
+    def _spec(props: dict[str, Any]) -> InstanceSpec:
+        fields = {k: v for k, v in props.items() if k in InstanceSpec.model_fields}
+        return InstanceSpec.model_validate(fields)
+
+    def _outputs(self, props: dict[str, Any], inst: VastInstance, quote: Quote | None) -> dict[str, Any]:
+        inputs = {k: v for k, v in props.items() if not k.startswith("__")}
+        return {
+            **inputs,
+            "quote": quote.model_dump() if quote else props.get("quote"),
+            "instance_id": inst.id,
+            "offer_id": quote.offer_id if quote else props.get("offer_id"),
+            "machine_id": inst.machine_id,
+            "dph_total": inst.dph_total,
+            "storage_cost": inst.storage_cost,
+            "status": inst.actual_status or "provisioning",
+            "state": props.get("state", "running"),
+            "vast_label": inst.label,
+            "ssh_host": inst.ssh_host,
+            "ssh_port": inst.ssh_port,
+            "public_ip": inst.public_ipaddr,
+            "start_date": inst.start_date,
+        }
+
+    # --- CRUD --------------------------------------------------------------------------------------------
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        failures: list[CheckFailure] = []
+        try:
+            spec = self._spec(news)
+        except ValidationError as err:
+            for e in err.errors():
+                field = ".".join(str(p) for p in e["loc"]) or "inputs"
+                failures.append(CheckFailure(field, f"{e['msg']} (got {e.get('input')!r})"))
+            return CheckResult(news, failures)
+        if olds and olds.get("quote") and self._spec_unchanged(olds, news):
+            return CheckResult({**news, "quote": olds["quote"]}, [])
+        try:
+            with self._client() as client:
+                known = self._known_gpus(client)
+                try:
+                    gpus.resolve(spec.gpu_name, known)
+                except gpus.UnknownGpuError as err:
+                    return CheckResult(news, [CheckFailure("gpu_name", str(err))])
+                try:
+                    quote = provisioning.quote(client, spec, known)
+                except provisioning.NoOfferError as err:
+                    return CheckResult(news, [CheckFailure("max_dph", str(err))])
+        except VastError as err:
+            return CheckResult(news, [CheckFailure("quote", f"could not get a price quote from Vast.ai: {err}")])
+        return CheckResult({**news, "quote": quote.model_dump()}, [])
+
+    def _spec_unchanged(self, olds: dict[str, Any], news: dict[str, Any]) -> bool:
+        keys = set(InstanceSpec.model_fields) | {"ownership_tag"}
+        return all(olds.get(k) == news.get(k) for k in keys)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = [k for k in REPLACE_FIELDS if olds.get(k) != news.get(k)]
+        in_place = [k for k in IN_PLACE_FIELDS if olds.get(k) != news.get(k)]
+        return DiffResult(changes=bool(replaces or in_place), replaces=replaces,
+                          stables=["ownership_tag"], delete_before_replace=False)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        spec = self._spec(props)
+        settings = self._settings or settings_from(lambda _k: None)
+        with self._client() as client:
+            inst, quote = provisioning.rent(
+                client, spec, self._known_gpus(client), tag=props["ownership_tag"],
+                waiter=provisioning.Waiter(timeout=settings.provision_timeout), log=log.info,
+            )
+            return CreateResult(id_=str(inst.id), outs=self._outputs(props, inst, quote))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        with self._client() as client:
+            inst = client.get_instance(int(id_))
+        if inst is None:
+            return ReadResult(id_="", outs={})
+        outs = self._outputs(props, inst, None)
+        # Reflect Vast's truth: a stopped-behind-our-back instance shows as stopped, so `up` restarts it.
+        if inst.actual_status == "stopped" or inst.intended_status == "stopped":
+            outs["state"] = "stopped"
+        elif inst.actual_status == "running":
+            outs["state"] = "running"
+        return ReadResult(id_=id_, outs=outs)
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        spec = self._spec(news)
+        settings = self._settings or settings_from(lambda _k: None)
+        instance_id = int(id_)
+        with self._client() as client:
+            if olds.get("label") != news.get("label"):
+                client.set_label(instance_id, provisioning.compose_label(news["ownership_tag"], spec.label))
+            if olds.get("state") != spec.state:
+                if spec.state == "stopped":
+                    client.stop(instance_id)
+                else:
+                    client.start(instance_id)
+                    provisioning.Waiter(timeout=settings.provision_timeout).until_running(client, instance_id)
+            inst = client.get_instance(instance_id)
+        if inst is None:
+            raise provisioning.ProvisioningError(f"instance {instance_id} vanished during the update; run refresh")
+        quote = Quote.model_validate(olds["quote"]) if isinstance(olds.get("quote"), dict) else None
+        outs = self._outputs(news, inst, quote)
+        outs["offer_id"] = olds.get("offer_id")
+        return UpdateResult(outs=outs)
+
+    def delete(self, id_: str, _props: dict[str, Any]) -> None:
+        # Already gone is the desired end state.
+        with self._client() as client, contextlib.suppress(NotFoundError):
+            client.destroy(int(id_))
+
+
+_PROVIDER_LOCK = threading.Lock()
+_PROVIDER: VastInstanceProvider | None = None
+
+
+def _provider() -> VastInstanceProvider:
+    global _PROVIDER
+    with _PROVIDER_LOCK:
+        if _PROVIDER is None:
+            _PROVIDER = VastInstanceProvider()
+        return _PROVIDER
+
+
+class Instance(Resource, module="vastai", name="Instance"):
+    """One rented Vast.ai instance, declared by a team's fleet."""
+
+    instance_id: pulumi.Output[int]
+    dph_total: pulumi.Output[float]
+    status: pulumi.Output[str]
+    quote: pulumi.Output[dict[str, Any]]
+
+    def __init__(self, name: str, spec: InstanceSpec, opts: pulumi.ResourceOptions | None = None) -> None:
+        props: dict[str, Any] = {
+            **InstanceInputs.model_validate(spec.model_dump()).model_dump(exclude={"quote"}),
+            "ownership_tag": provisioning.ownership_tag(pulumi.get_stack(), name),
+            "quote": None,
+            "instance_id": None, "offer_id": None, "machine_id": None, "dph_total": None, "storage_cost": None,
+            "status": None, "vast_label": None, "ssh_host": None, "ssh_port": None, "public_ip": None,
+            "start_date": None,
+        }
+        super().__init__(_provider(), name, props, opts)
