@@ -54,7 +54,7 @@ class Group(BaseModel):
     max_dph: float = Field(gt=0, le=128)
     min_reliability: float = Field(default=0.95, ge=0, le=1)
     verified_only: bool = True
-    geolocation: str | None = None
+    geolocation: str | None = Field(default=None, description="country codes, e.g. US or 'US,CA'")
     onstart: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
     state: DesiredState = "running"

@@ -19,8 +19,6 @@ from datetime import UTC, datetime
 from fleet.instance import InstanceSpec, Quote
 from vastai import Instance, Offer, OfferQuery, OfferUnavailableError, VastClient, gpus
 
-PENDING = frozenset({None, "", "created", "loading", "rebooting", "scheduling"})
-TERMINAL = frozenset({"exited", "unknown", "offline"})
 MAX_RENT_ATTEMPTS = 5
 _TAG_OPEN, _TAG_CLOSE = "[", "]"
 
@@ -50,35 +48,23 @@ def tag_of(vast_label: str | None) -> str | None:
 
 def query_for(spec: InstanceSpec, known_gpus: Sequence[str], *, capped: bool = True) -> OfferQuery:
     return OfferQuery(
-        gpu_names=gpus.resolve(spec.gpu_name, known_gpus, where="gpu_name"),
+        gpu_names=tuple(gpus.resolve(spec.gpu_name, known_gpus, where="gpu_name")),
         num_gpus=spec.num_gpus,
         max_dph=spec.max_dph if capped else None,
         min_reliability=spec.min_reliability,
         verified_only=spec.verified_only,
-        geolocation=spec.geolocation,
+        geolocation=tuple(c.strip() for c in spec.geolocation.split(',')) if spec.geolocation else (),
         disk_gb=spec.disk_gb,
-        order=[("dph_total", "asc")],
+        order=(("dph_total", "asc"),),
         limit=64,
-    )
-
-
-def satisfies(offer: Offer, spec: InstanceSpec, members: Sequence[str], *, capped: bool = True) -> bool:
-    """Re-check what we filtered on: Vast may silently drop a filter."""
-    return (
-        offer.gpu_name in members
-        and offer.num_gpus == spec.num_gpus
-        and (not capped or offer.dph_total <= spec.max_dph)
-        and (offer.reliability is None or offer.reliability >= spec.min_reliability)
-        and (not spec.verified_only or offer.verified)
-        and (spec.geolocation is None or spec.geolocation.lower() in (offer.geolocation or "").lower())
     )
 
 
 def matching_offers(client: VastClient, spec: InstanceSpec, known_gpus: Sequence[str], *,
                     capped: bool = True) -> list[Offer]:
-    members = gpus.resolve(spec.gpu_name, known_gpus, where="gpu_name")
-    offers = client.search_offers(query_for(spec, known_gpus, capped=capped))
-    return sorted((o for o in offers if satisfies(o, spec, members, capped=capped)), key=lambda o: o.dph_total)
+    """Cheapest first, each re-checked against the query: Vast may silently drop a filter."""
+    query = query_for(spec, known_gpus, capped=capped)
+    return sorted((o for o in client.search_offers(query) if query.matches(o)), key=lambda o: o.dph_total)
 
 
 def now_iso() -> str:
@@ -102,8 +88,12 @@ def quote(client: VastClient, spec: InstanceSpec, known_gpus: Sequence[str]) -> 
             f"verified_only={spec.verified_only}, geolocation={spec.geolocation!r}; relax them or pick another GPU"
         )
     best = offers[0]
-    return Quote(offer_id=best.id, gpu_name=best.gpu_name, dph_total=best.dph_total,
-                 storage_cost=best.storage_cost, matched=len(offers), quoted_at=now_iso())
+    return quote_from(best, matched=len(offers))
+
+
+def quote_from(offer: Offer, *, matched: int) -> Quote:
+    return Quote(offer_id=offer.id, gpu_name=offer.gpu_name, dph_total=offer.dph_total,
+                 storage_cost=offer.storage_cost or 0.0, matched=matched, quoted_at=now_iso())
 
 
 @dataclass
@@ -123,9 +113,9 @@ class Waiter:
             inst = client.get_instance(instance_id)
             if inst is None:
                 raise ProvisioningError(f"instance {instance_id} disappeared while starting")
-            if inst.actual_status == "running":
+            if inst.phase == "running":
                 return inst
-            if inst.actual_status in TERMINAL:
+            if inst.phase == "failed":
                 raise ProvisioningError(
                     f"instance {instance_id} on machine {inst.machine_id} ended {inst.actual_status!r} while "
                     f"starting ({inst.status_msg or 'no message from Vast'})"
@@ -162,6 +152,7 @@ def rent(client: VastClient, spec: InstanceSpec, known_gpus: Sequence[str], *, t
     label = compose_label(tag, spec.label)
     owned = find_owned(client, tag, label)
     failed_machines: set[int] = set()
+    taken_offers: set[int] = set()
     problems: list[str] = []
     if owned is not None:
         log(f"adopting instance {owned.id} already tagged {tag} (an earlier create was interrupted)")
@@ -173,11 +164,14 @@ def rent(client: VastClient, spec: InstanceSpec, known_gpus: Sequence[str], *, t
             if owned.machine_id is not None:
                 failed_machines.add(owned.machine_id)
         else:
-            return inst, Quote(offer_id=owned.offer_id or 0, gpu_name=owned.gpu_name, dph_total=owned.dph_total,
-                               storage_cost=owned.storage_cost, matched=1, quoted_at=now_iso())
+            # The offer an adopted instance came from is gone from the market; quote what it costs.
+            return inst, Quote(offer_id=0, gpu_name=owned.gpu_name or spec.gpu_name,
+                               dph_total=owned.dph_total or 0.0, storage_cost=owned.storage_cost or 0.0,
+                               matched=1, quoted_at=now_iso())
 
     for attempt in range(MAX_RENT_ATTEMPTS):
-        offers = [o for o in matching_offers(client, spec, known_gpus) if o.machine_id not in failed_machines]
+        offers = [o for o in matching_offers(client, spec, known_gpus)
+                  if o.machine_id not in failed_machines and o.id not in taken_offers]
         if not offers:
             break
         offer = offers[0]
@@ -187,7 +181,7 @@ def rent(client: VastClient, spec: InstanceSpec, known_gpus: Sequence[str], *, t
             )
         except OfferUnavailableError:
             log(f"offer {offer.id} was taken before we could rent it; trying the next one")
-            failed_machines.add(offer.machine_id)
+            taken_offers.add(offer.id)
             continue
         try:
             inst = _settle(client, instance_id, spec, waiter)
@@ -195,10 +189,10 @@ def rent(client: VastClient, spec: InstanceSpec, known_gpus: Sequence[str], *, t
             problems.append(str(err))
             log(f"attempt {attempt + 1}: {err}; destroying it and trying another machine")
             release(client, instance_id)
-            failed_machines.add(offer.machine_id)
+            if offer.machine_id is not None:
+                failed_machines.add(offer.machine_id)
             continue
-        return inst, Quote(offer_id=offer.id, gpu_name=offer.gpu_name, dph_total=offer.dph_total,
-                           storage_cost=offer.storage_cost, matched=len(offers), quoted_at=now_iso())
+        return inst, quote_from(offer, matched=len(offers))
     detail = "; ".join(problems) if problems else "no remaining offer within max_dph"
     raise ProvisioningError(f"could not rent {spec.num_gpus}x {spec.gpu_name} for {tag}: {detail}")
 

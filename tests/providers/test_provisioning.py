@@ -1,0 +1,153 @@
+"""Renting logic against a scripted in-memory marketplace: races, dead starts, adoption, deadlines.
+
+The same paths run over real HTTP against the emulator in test_provider_emulator.py; here each marketplace
+misbehaviour is scripted exactly, so every branch is exercised deterministically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from fleet.instance import InstanceSpec
+from providers import provisioning
+from providers.provisioning import ProvisioningError, Waiter, compose_label, ownership_tag, rent, tag_of
+from vastai import Instance, Offer, OfferQuery, OfferUnavailableError
+
+KNOWN = ["RTX 4090", "RTX 3090", "A100 PCIE", "A100 SXM4"]
+
+
+def offer(id_: int, machine: int, dph: float, gpu: str = "RTX 4090") -> Offer:
+    return Offer(id=id_, machine_id=machine, gpu_name=gpu, num_gpus=1, dph_total=dph, storage_cost=0.1,
+                 reliability=0.99, verification="verified", rentable=True, disk_space=500, geolocation="Oregon, US")
+
+
+@dataclass
+class ScriptedMarket:
+    offers: list[Offer]
+    taken: set[int] = field(default_factory=set)
+    # statuses each new instance goes through on successive reads, by machine id
+    lifecycles: dict[int, list[str]] = field(default_factory=dict)
+    instances: dict[int, dict[str, Any]] = field(default_factory=dict)
+    destroyed: list[int] = field(default_factory=list)
+    stopped: list[int] = field(default_factory=list)
+    next_id: int = 100
+
+    def search_offers(self, query: OfferQuery) -> list[Offer]:
+        rented = {i["offer"] for i in self.instances.values()}
+        return [o for o in self.offers if o.id not in rented]
+
+    def create_instance(self, offer_id: int, **kw: Any) -> int:
+        if offer_id in self.taken:
+            raise OfferUnavailableError("no_such_ask", status=404, code="no_such_ask")
+        o = next(o for o in self.offers if o.id == offer_id)
+        self.next_id += 1
+        self.instances[self.next_id] = {"offer": offer_id, "machine": o.machine_id, "label": kw["label"],
+                                        "reads": 0, "dph": o.dph_total}
+        return self.next_id
+
+    def get_instance(self, instance_id: int) -> Instance | None:
+        row = self.instances.get(instance_id)
+        if row is None:
+            return None
+        steps = self.lifecycles.get(row["machine"], ["loading", "running"])
+        status = "stopped" if instance_id in self.stopped else steps[min(row["reads"], len(steps) - 1)]
+        row["reads"] += 1
+        return Instance(id=instance_id, actual_status=status, label=row["label"], machine_id=row["machine"],
+                        dph_total=row["dph"], storage_cost=0.1, gpu_name="RTX 4090")
+
+    def list_instances(self, *, labels: list[str] | None = None, statuses: Any = None) -> list[Instance]:
+        rows = [self.get_instance(i) for i in list(self.instances)]
+        return [r for r in rows if r is not None and (labels is None or r.label in labels)]
+
+    def destroy(self, instance_id: int) -> None:
+        self.destroyed.append(instance_id)
+        self.instances.pop(instance_id, None)
+
+    def stop(self, instance_id: int) -> None:
+        self.stopped.append(instance_id)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def spec(**kw: Any) -> InstanceSpec:
+    base: dict[str, Any] = {"team": "ml-engineering", "gpu_name": "RTX_4090", "image": "img:1", "max_dph": 0.5}
+    return InstanceSpec(**{**base, **kw})
+
+
+def waiter(timeout: float = 60) -> Waiter:
+    clock = FakeClock()
+    return Waiter(timeout=timeout, clock=clock, sleep=clock.sleep)
+
+
+TAG = ownership_tag("ml-engineering", "inference-0")
+
+
+def test_labels_carry_the_ownership_tag() -> None:
+    assert tag_of(compose_label(TAG, "my box")) == TAG
+    assert tag_of(compose_label(TAG, None)) == TAG
+    assert tag_of("someone else's label") is None
+
+
+def test_rents_the_cheapest_offer_and_waits_for_running() -> None:
+    market = ScriptedMarket([offer(1, 10, 0.45), offer(2, 11, 0.30), offer(3, 12, 0.40)])
+    inst, quote = rent(market, spec(), KNOWN, tag=TAG, waiter=waiter())  # type: ignore[arg-type]
+    assert quote.offer_id == 2
+    assert inst.actual_status == "running"
+    assert tag_of(inst.label) == TAG
+    assert len(market.instances) == 1
+
+
+def test_offer_taken_meanwhile_tries_the_next() -> None:
+    market = ScriptedMarket([offer(1, 10, 0.30), offer(2, 11, 0.35)], taken={1})
+    _, quote = rent(market, spec(), KNOWN, tag=TAG, waiter=waiter())  # type: ignore[arg-type]
+    assert quote.offer_id == 2
+    assert len(market.instances) == 1
+
+
+def test_instance_that_exits_is_destroyed_and_another_machine_used() -> None:
+    market = ScriptedMarket([offer(1, 10, 0.30), offer(2, 11, 0.35)], lifecycles={10: ["loading", "exited"]})
+    inst, quote = rent(market, spec(), KNOWN, tag=TAG, waiter=waiter())  # type: ignore[arg-type]
+    assert quote.offer_id == 2
+    assert market.destroyed == [101]
+    assert list(market.instances) == [inst.id]
+
+
+def test_stuck_loading_hits_the_deadline_and_leaves_nothing_rented() -> None:
+    market = ScriptedMarket([offer(1, 10, 0.30)], lifecycles={10: ["loading"]})
+    with pytest.raises(ProvisioningError, match="still 'loading' after 30s"):
+        rent(market, spec(), KNOWN, tag=TAG, waiter=waiter(timeout=30))  # type: ignore[arg-type]
+    assert market.instances == {}
+    assert market.destroyed == [101]
+
+
+def test_interrupted_create_is_adopted_not_rented_twice() -> None:
+    market = ScriptedMarket([offer(1, 10, 0.30), offer(2, 11, 0.35)])
+    first, _ = rent(market, spec(label="box"), KNOWN, tag=TAG, waiter=waiter())  # type: ignore[arg-type]
+    again, _ = rent(market, spec(label="renamed"), KNOWN, tag=TAG, waiter=waiter())  # type: ignore[arg-type]
+    assert again.id == first.id
+    assert len(market.instances) == 1
+
+
+def test_desired_stopped_is_stopped_after_it_starts() -> None:
+    market = ScriptedMarket([offer(1, 10, 0.30)])
+    inst, _ = rent(market, spec(state="stopped"), KNOWN, tag=TAG, waiter=waiter())  # type: ignore[arg-type]
+    assert market.stopped == [inst.id]
+    assert inst.actual_status == "stopped"
+
+
+def test_no_offer_within_cap_names_the_cheapest_available() -> None:
+    market = ScriptedMarket([offer(1, 10, 0.80), offer(2, 11, 0.95)])
+    with pytest.raises(provisioning.NoOfferError, match=r"within max_dph \$0.50/h; the cheapest .* \$0.800/h"):
+        provisioning.quote(market, spec(), KNOWN)  # type: ignore[arg-type]
