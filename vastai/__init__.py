@@ -1,1 +1,68 @@
-"""vastai"""
+"""vastguard's typed client for the Vast.ai REST API.
+
+The one package that speaks HTTP to Vast (and the only one importing httpx). Everything it raises is a
+`vastai.errors.VastError` (the tree is drawn in that module), with the API key redacted.
+
+    with VastClient() as vast:                       # key from VAST_API_KEY, URL from VAST_URL
+        offers = vast.search_offers(OfferQuery(gpu_names="RTX_4090", max_dph=0.6))
+        instance_id = vast.create_instance(offers[0].id, image="pytorch/pytorch", disk_gb=20, label="team-a-1")
+"""
+
+from vastai.client import DEFAULT_BASE_URL, ChargeType, VastClient
+from vastai.errors import (
+    ApiError,
+    AuthError,
+    CreateOutcomeUnknownError,
+    InvalidRequestError,
+    MissingApiKeyError,
+    NotFoundError,
+    OfferUnavailableError,
+    QuotaExceededError,
+    RateLimitedError,
+    TransportError,
+    UnexpectedResponseError,
+    VastError,
+)
+from vastai.gpus import UnknownGpuError
+from vastai.models import (
+    FAILED_STATUSES,
+    PENDING_STATUSES,
+    Charge,
+    ChargeItem,
+    ChargeMetadata,
+    Instance,
+    InstancePhase,
+    Offer,
+    User,
+)
+from vastai.query import OfferQuery, OfferType
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "FAILED_STATUSES",
+    "PENDING_STATUSES",
+    "ApiError",
+    "AuthError",
+    "Charge",
+    "ChargeItem",
+    "ChargeMetadata",
+    "ChargeType",
+    "CreateOutcomeUnknownError",
+    "Instance",
+    "InstancePhase",
+    "InvalidRequestError",
+    "MissingApiKeyError",
+    "NotFoundError",
+    "Offer",
+    "OfferQuery",
+    "OfferType",
+    "OfferUnavailableError",
+    "QuotaExceededError",
+    "RateLimitedError",
+    "TransportError",
+    "UnexpectedResponseError",
+    "UnknownGpuError",
+    "User",
+    "VastClient",
+    "VastError",
+]

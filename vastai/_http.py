@@ -1,0 +1,347 @@
+"""The only module that touches httpx: one HTTP exchange, its translation to `vastai.errors`, and retries.
+
+`Transport.send` is the translation boundary: every httpx exception and every non-2xx status becomes a
+`Failure` holding one of our errors, built from plain strings (never chained to the httpx exception,
+whose request carries the `Authorization` header) with the API key redacted from any server text.
+`Failure` also records what the retry loop needs to know: may we retry, did the server possibly act on
+the request (what decides whether a rent may have happened), and did the server say when to come back.
+
+The wire format mirrors the official client (`vastai` 1.9.1, `api/client.py`): query values that are not
+strings are JSON-encoded and then `quote_plus`-encoded; bodies are `json.dumps` with its default
+separators; the key goes only in `Authorization: Bearer`, never in a URL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote_plus
+
+import httpx
+
+from vastai.errors import (
+    ApiError,
+    AuthError,
+    NotFoundError,
+    OfferUnavailableError,
+    QuotaExceededError,
+    RateLimitedError,
+    TransportError,
+    UnexpectedResponseError,
+    VastError,
+)
+
+log = logging.getLogger("vastai")
+
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+"""As the official client: rate limits and gateway errors that usually clear. Never 500 or other 4xx."""
+
+_TEXT_LIMIT = 300
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """Exponential backoff with jitter: attempt n waits between half and all of
+    `min(max_backoff, initial_backoff * 2**(n-1))`, or longer if the server said so."""
+
+    max_attempts: int = 5
+    initial_backoff: float = 0.5
+    max_backoff: float = 20.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1 or self.initial_backoff < 0 or self.max_backoff < self.initial_backoff:
+            raise ValueError(f"unusable retry policy {self!r}")
+
+
+class Deadline:
+    """One operation's time budget on the injected monotonic clock, shared by all its requests."""
+
+    def __init__(self, clock: Callable[[], float], seconds: float) -> None:
+        self._clock = clock
+        self.seconds = seconds
+        self.started = clock()
+        self.expires = self.started + seconds
+
+    def remaining(self) -> float:
+        return self.expires - self._clock()
+
+    def elapsed(self) -> float:
+        return self._clock() - self.started
+
+
+@dataclass(frozen=True, kw_only=True)
+class Failure:
+    """One failed exchange, already translated. `acted` is True when the server may have carried the
+    request out (the response was lost, or a gateway answered 5xx after forwarding it)."""
+
+    error: VastError
+    retryable: bool
+    acted: bool
+    wait_hint: float | None = None
+
+
+def redact(text: str, secret: str) -> str:
+    """Remove the key, and anything shaped like a credential, from text a server or library produced."""
+    if secret:
+        text = text.replace(secret, "***")
+    text = re.sub(r"(?i)(api_key=)[^&\s\"']+", r"\1***", text)
+    return re.sub(r"(?i)(bearer\s+)[^\s\"']+", r"\1***", text)
+
+
+def query_string(params: Mapping[str, Any]) -> str:
+    """The official client's encoding: `k=quote_plus(v if str else json.dumps(v))` joined by `&`."""
+    return "&".join(
+        f"{key}={quote_plus(value if isinstance(value, str) else json.dumps(value))}" for key, value in params.items()
+    )
+
+
+def _number(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    return value if value == value and value not in (float("inf"), float("-inf")) else None
+
+
+class Transport:
+    """An `httpx.Client` bound to one base URL and key, with Vast's error and retry semantics."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        timeout: float,
+        retry: RetryPolicy,
+        user_agent: str,
+        transport: httpx.BaseTransport | None,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+        rng: Callable[[], float],
+        wall_clock: Callable[[], float],
+    ) -> None:
+        self._secret = api_key
+        self._timeout = timeout
+        self.retry = retry
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng
+        self._wall_clock = wall_clock
+        self._closed = False
+        self._http = httpx.Client(
+            base_url=base_url,
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "User-Agent": user_agent,
+                "Accept": "application/json",
+            },
+            timeout=timeout,
+            transport=transport,
+            # Vast's API answers in place; a redirect is a misconfigured base URL, better surfaced than followed.
+            follow_redirects=False,
+        )
+
+    def deadline(self, seconds: float) -> Deadline:
+        return Deadline(self._clock, seconds)
+
+    def close(self) -> None:
+        self._closed = True
+        self._http.close()
+
+    # -- one exchange --------------------------------------------------------------------------------
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        deadline: Deadline,
+        attempt: int,
+    ) -> Any:
+        """One HTTP exchange. Returns the decoded JSON of a successful response, or a `Failure`."""
+        where: dict[str, Any] = {"method": method, "path": path, "attempts": attempt}
+        if self._closed:
+            return Failure(error=TransportError("the client is closed", **where), retryable=False, acted=False)
+        url = f"{path}?{query_string(query)}" if query else path
+        timeout = max(0.001, min(self._timeout, deadline.remaining()))
+        content = None
+        headers = {}
+        if method != "GET":
+            # Like the official client: POST/PUT/DELETE always carry JSON, `{}` when there is nothing to say.
+            content = json.dumps({} if body is None else body, allow_nan=False).encode()
+            headers["Content-Type"] = "application/json"
+        started = self._clock()
+        try:
+            response = self._http.request(method, url, content=content, headers=headers, timeout=httpx.Timeout(timeout))
+        except httpx.HTTPError as exc:
+            failure = self._transport_failure(exc, where)
+            log.debug(
+                "%s %s -> %s (attempt %d, %.3f s)",
+                method,
+                path,
+                type(exc).__name__,
+                attempt,
+                self._clock() - started,
+            )
+            return failure
+        except httpx.InvalidURL as exc:
+            return Failure(
+                error=TransportError(f"invalid URL: {redact(str(exc), self._secret)}", **where),
+                retryable=False,
+                acted=False,
+            )
+        log.debug(
+            "%s %s -> %d (attempt %d, %.3f s)",
+            method,
+            path,
+            response.status_code,
+            attempt,
+            self._clock() - started,
+        )
+        return self._interpret(response, where)
+
+    def _transport_failure(self, exc: httpx.HTTPError, where: dict[str, Any]) -> Failure:
+        detail = redact(str(exc), self._secret) or type(exc).__name__
+        # Connect errors and pool timeouts happen before a byte of the request leaves; anything later
+        # (read timeout, reset, half-written request) may have reached Vast and been acted upon.
+        unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+        if isinstance(exc, httpx.TimeoutException):
+            message = f"timed out ({type(exc).__name__}): {detail}"
+        else:
+            message = f"{type(exc).__name__}: {detail}"
+        retryable = isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError)
+        return Failure(error=TransportError(message, **where), retryable=retryable, acted=not unsent)
+
+    def _interpret(self, response: httpx.Response, where: dict[str, Any]) -> Any:
+        status = response.status_code
+        text = response.text
+        try:
+            payload: Any = json.loads(text) if text.strip() else None
+            is_json = True
+        except ValueError:
+            payload, is_json = None, False
+        if 200 <= status < 300:
+            if not is_json:
+                unexpected = UnexpectedResponseError(
+                    f"expected JSON, got {response.headers.get('content-type', 'no content type')}: {self._clip(text)}",
+                    status=status,
+                    **where,
+                )
+                return Failure(error=unexpected, retryable=False, acted=True)
+            if isinstance(payload, dict) and payload.get("success") is False:
+                code, message = self._code_and_message(payload, text)
+                return Failure(error=self._error_for(status, code, message, where), retryable=False, acted=False)
+            return payload
+        code, message = self._code_and_message(payload if isinstance(payload, dict) else None, text)
+        hint = self._wait_hint(response)
+        if status == 429 and code == "search_quota_exceeded":
+            error: VastError = QuotaExceededError(message, retry_after=hint, status=status, code=code, **where)
+            return Failure(error=error, retryable=False, acted=False, wait_hint=hint)
+        if status == 429:
+            error = RateLimitedError(message, retry_after=hint, status=status, code=code, **where)
+            return Failure(error=error, retryable=True, acted=False, wait_hint=hint)
+        error = self._error_for(status, code, message, where)
+        return Failure(
+            error=error,
+            retryable=status in RETRYABLE_STATUSES,
+            acted=status >= 500,
+            wait_hint=hint if status in RETRYABLE_STATUSES else None,
+        )
+
+    @staticmethod
+    def _error_for(status: int, code: str | None, message: str, where: dict[str, Any]) -> VastError:
+        mentions = f"{code or ''} {message}"
+        kwargs: dict[str, Any] = {"status": status, "code": code, **where}
+        if status in (401, 403) or code == "auth_error":
+            return AuthError(message, **kwargs)
+        # Vast reports a taken offer as 404 invalid_args "error 404/3603: no_such_ask", or 410 no_such_ask.
+        if status == 410 or "no_such_ask" in mentions:
+            return OfferUnavailableError(message, **kwargs)
+        if status == 404 or code == "no_such_instance":
+            return NotFoundError(message, **kwargs)
+        return ApiError(message, **kwargs)
+
+    def _code_and_message(self, payload: dict[str, Any] | None, text: str) -> tuple[str | None, str]:
+        if payload is None:
+            message = self._clip(text) or "(empty body)"
+            return None, message
+        code = payload.get("error")
+        code_text = redact(str(code), self._secret) if isinstance(code, str) and code else None
+        for key in ("msg", "message", "detail"):
+            value = payload.get(key)
+            if value:
+                return code_text, self._clip(value if isinstance(value, str) else json.dumps(value))
+        return code_text, code_text or self._clip(text)
+
+    def _clip(self, text: str) -> str:
+        text = redact(text.strip(), self._secret)
+        return text if len(text) <= _TEXT_LIMIT else text[:_TEXT_LIMIT] + "..."
+
+    def _wait_hint(self, response: httpx.Response) -> float | None:
+        """Numeric `Retry-After` seconds, else `X-RateLimit-Reset` (epoch seconds; small values are
+        taken as seconds from now, which some proxies send). HTTP-date `Retry-After` is ignored."""
+        retry_after = _number(response.headers.get("Retry-After"))
+        if retry_after is not None:
+            return max(0.0, retry_after)
+        reset = _number(response.headers.get("X-RateLimit-Reset"))
+        if reset is None:
+            return None
+        if reset > 1e9:
+            return max(0.0, reset - self._wall_clock())
+        return max(0.0, reset)
+
+    # -- retries ---------------------------------------------------------------------------------------
+
+    def delay_before_retry(self, failure: Failure, attempt: int, deadline: Deadline) -> float | None:
+        """Seconds to wait before attempt `attempt + 1`, or None to give up (not retryable, attempts
+        used up, or the wait would end past the deadline). Records why on the error."""
+        if not failure.retryable:
+            return None
+        if attempt >= self.retry.max_attempts:
+            failure.error.add_note(f"gave up after {attempt} attempts")
+            return None
+        backoff = min(self.retry.max_backoff, self.retry.initial_backoff * 2.0 ** (attempt - 1))
+        delay = backoff / 2 + self._rng() * backoff / 2
+        if failure.wait_hint is not None:
+            delay = max(delay, failure.wait_hint)
+        if delay >= deadline.remaining():
+            failure.error.add_note(
+                f"gave up after {attempt} attempts: waiting {delay:.1f} s would pass the "
+                f"{deadline.seconds:g} s deadline"
+            )
+            return None
+        return delay
+
+    def wait(self, seconds: float, failure: Failure) -> None:
+        log.debug("retrying %s %s in %.2f s: %s", failure.error.method, failure.error.path, seconds, failure.error)
+        self._sleep(seconds)
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        deadline: Deadline,
+    ) -> Any:
+        """`send` with retries inside `deadline`. For requests that are safe to repeat (everything but a
+        rent; see `VastClient.create_instance` for that one)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            result = self.send(method, path, query=query, body=body, deadline=deadline, attempt=attempt)
+            if not isinstance(result, Failure):
+                return result
+            delay = self.delay_before_retry(result, attempt, deadline)
+            if delay is None:
+                raise result.error
+            self.wait(delay, result)
