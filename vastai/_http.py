@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import httpx
+from pydantic import SecretStr
 
 from vastai.errors import (
     ApiError,
@@ -126,7 +127,7 @@ class Transport:
         rng: Callable[[], float],
         wall_clock: Callable[[], float],
     ) -> None:
-        self._secret = api_key
+        self._key = SecretStr(api_key)  # plain only inside the httpx client's headers
         self._timeout = timeout
         self.retry = retry
         self._clock = clock
@@ -194,7 +195,7 @@ class Transport:
             return failure
         except httpx.InvalidURL as exc:
             return Failure(
-                error=TransportError(f"invalid URL: {redact(str(exc), self._secret)}", **where),
+                error=TransportError(f"invalid URL: {redact(str(exc), self._key.get_secret_value())}", **where),
                 retryable=False,
                 acted=False,
             )
@@ -209,7 +210,7 @@ class Transport:
         return self._interpret(response, where)
 
     def _transport_failure(self, exc: httpx.HTTPError, where: dict[str, Any]) -> Failure:
-        detail = redact(str(exc), self._secret) or type(exc).__name__
+        detail = redact(str(exc), self._key.get_secret_value()) or type(exc).__name__
         # Connect errors and pool timeouts happen before a byte of the request leaves; anything later
         # (read timeout, reset, half-written request) may have reached Vast and been acted upon.
         unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
@@ -274,7 +275,7 @@ class Transport:
             message = self._clip(text) or "(empty body)"
             return None, message
         code = payload.get("error")
-        code_text = redact(str(code), self._secret) if isinstance(code, str) and code else None
+        code_text = redact(str(code), self._key.get_secret_value()) if isinstance(code, str) and code else None
         for key in ("msg", "message", "detail"):
             value = payload.get(key)
             if value:
@@ -282,7 +283,7 @@ class Transport:
         return code_text, code_text or self._clip(text)
 
     def _clip(self, text: str) -> str:
-        text = redact(text.strip(), self._secret)
+        text = redact(text.strip(), self._key.get_secret_value())
         return text if len(text) <= _TEXT_LIMIT else text[:_TEXT_LIMIT] + "..."
 
     def _wait_hint(self, response: httpx.Response) -> float | None:

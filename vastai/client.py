@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal, TypeVar
 
 import httpx
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from vastai._http import Deadline, Failure, RetryPolicy, Transport
 from vastai.errors import (
@@ -87,7 +87,6 @@ class VastClient:
                 f"timeout ({timeout} s) must not exceed deadline ({deadline} s): a create whose answer is "
                 "lost needs time left to check whether it happened"
             )
-        self._key = SecretStr(key)
         self._base_url = (base_url or os.environ.get("VAST_URL") or DEFAULT_BASE_URL).rstrip("/")
         self._deadline_s = float(deadline)
         try:

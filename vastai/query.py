@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -38,14 +37,11 @@ def wire_gpu_name(name: str) -> str:
     return re.sub(r"\s+", " ", name.replace("_", " ")).strip()
 
 
-def _wire_number(value: float | int | Decimal) -> str:
-    """How a number reads after the CLI's parser: the text the user typed (`2`, `0.95`), not a float."""
-    if isinstance(value, Decimal):
-        text = format(value.normalize(), "f")
-        return text
+def _wire_number(value: float) -> str:
+    """How a number reads after the CLI's parser: the text a person types (`2`, `0.95`), as a string."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return repr(value) if isinstance(value, float) else str(value)
+    return repr(value)
 
 
 def _names(value: Any) -> Any:
