@@ -1,0 +1,229 @@
+"""Each rule's configuration block: its pydantic model, its JSON schema for Pulumi, and how a rule loads it.
+
+Why every block repeats `team`: Pulumi hands each policy only its own block of `--policy-pack-config` (there is
+no pack-wide config a rule could read), so a rule that must say "ml-engineering: ..." or must fail closed when
+no team file was passed can only learn the team from its own block. The repetition is checked offline:
+`policies.teamfile` rejects a file whose blocks disagree on the team (or on a copied value such as the daily
+budget), and `vastguard team add` writes consistent files from the template.
+
+Why the JSON schemas mark nothing `required`: the engine would then reject a missing block with its own
+terse schema error before any rule runs. Instead a missing or incomplete block reaches the rule, which denies
+with a message naming the file to create or fix (`load()`), so "no config" fails closed *and* explains itself.
+Only settings with a documented default (minimum reliability 0.95, verified hosts only, warning at 80% of
+the budget, no monthly budget, no burn cap, no exceptions) have one; every team limit must be written down.
+
+Exceptions are time-boxed grants inside the block of the rule they relax (`allow` has that rule's value
+type): the rule applies an active one and ignores an expired one. A copy of each lives in the
+`vast-policy-exceptions` block, whose advisory policy reports them, because a mandatory rule cannot report an
+advisory finding (a policy's diagnostics all carry its one enforcement level).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Generic, Literal, TypeVar
+
+from pulumi_policy import PolicyConfigSchema
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from fleet.declaration import TEAM_NAME
+from policies.names import RuleName
+from policies.report import render
+
+__all__ = [
+    "Config",
+    "ConfigProblem",
+    "DailyBudgetConfig",
+    "DailyBudgetWarningConfig",
+    "DiskMaxSizeConfig",
+    "EnforcementLevelName",
+    "GpuAllowListConfig",
+    "Grant",
+    "HostMinReliabilityConfig",
+    "ImageAllowedRegistriesConfig",
+    "InstanceMaxDphConfig",
+    "MaxGpusConfig",
+    "MaxHourlyBurnConfig",
+    "MaxInstancesConfig",
+    "MonthlyBudgetConfig",
+    "NamedGrant",
+    "PolicyExceptionsConfig",
+    "TeamBindingConfig",
+    "VerifiedHostsOnlyConfig",
+    "config_schema",
+    "describe_errors",
+    "load",
+]
+
+EnforcementLevelName = Literal["advisory", "mandatory", "remediate", "disabled"]
+AllowT = TypeVar("AllowT")
+
+
+class Grant(BaseModel, Generic[AllowT]):
+    """A time-boxed exception to one rule: while active, the rule also allows `allow`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allow: AllowT = Field(description="the value the exception allows beyond the team's limit")
+    reason: str = Field(min_length=1, description="why the team needs it")
+    approver: str = Field(min_length=1, description="who approved it")
+    expires: date = Field(description="last day (UTC) the exception applies, YYYY-MM-DD")
+
+    def active(self, today: date) -> bool:
+        return today <= self.expires
+
+
+class NamedGrant(BaseModel):
+    """A copy of a grant in the `vast-policy-exceptions` block, naming the rule it relaxes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rule: RuleName = Field(description="the policy the exception relaxes")
+    allow: bool | float | str = Field(description="the value it allows, as in that rule's block")
+    reason: str = Field(min_length=1)
+    approver: str = Field(min_length=1)
+    expires: date
+
+    def active(self, today: date) -> bool:
+        return today <= self.expires
+
+
+class Config(BaseModel):
+    """What every block holds: the team it belongs to (see the module docstring for why)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    team: str = Field(pattern=TEAM_NAME.pattern, description="the team this file governs (same in every block)")
+
+
+class Limited(Config, Generic[AllowT]):
+    exceptions: list[Grant[AllowT]] = Field(
+        default_factory=list, description="time-boxed exceptions to this rule (copied in vast-policy-exceptions)")
+
+    def active_grants(self, today: date) -> list[Grant[AllowT]]:
+        return [grant for grant in self.exceptions if grant.active(today)]
+
+
+class TeamBindingConfig(Config):
+    stacks: list[str] = Field(min_length=1, description="the stacks this team file may govern")
+
+
+class GpuAllowListConfig(Limited[str]):
+    allowed_gpus: list[str] = Field(
+        min_length=1, description="GPU models or families (A100 = any A100); spaces or underscores")
+
+    def effective(self, today: date) -> list[str]:
+        return [*self.allowed_gpus, *(g.allow for g in self.active_grants(today))]
+
+
+class InstanceMaxDphConfig(Limited[float]):
+    max_dph: float = Field(ge=0, description="$/h cap per instance (GPU + storage), for max_dph and the quote")
+
+
+class HostMinReliabilityConfig(Limited[float]):
+    min_reliability: float = Field(default=0.95, ge=0, le=1, description="lowest host reliability allowed")
+
+
+class VerifiedHostsOnlyConfig(Limited[bool]):
+    allow_unverified: bool = Field(default=False, description="true lets instances rent unverified hosts")
+
+
+class ImageAllowedRegistriesConfig(Limited[str]):
+    allowed_images: list[str] = Field(
+        min_length=1,
+        description="'registry/namespace/' allows everything under it; 'namespace/repo' allows that repository",
+    )
+
+    def effective(self, today: date) -> list[str]:
+        return [*self.allowed_images, *(g.allow for g in self.active_grants(today))]
+
+
+class DiskMaxSizeConfig(Limited[float]):
+    max_disk_gb: float = Field(ge=0, description="largest disk_gb per instance")
+
+
+class MaxInstancesConfig(Limited[int]):
+    max_instances: int = Field(ge=0, description="most instances the stack may declare (running or stopped)")
+
+
+class MaxGpusConfig(Limited[int]):
+    max_gpus: int = Field(ge=0, description="most GPUs over all the stack's instances (count x num_gpus)")
+
+
+class DailyBudgetConfig(Limited[float]):
+    daily_budget: float = Field(ge=0, description="$ per day: estimated $/h x 24")
+
+
+class DailyBudgetWarningConfig(Config):
+    daily_budget: float = Field(ge=0, description="same as vast-daily-budget.daily_budget")
+    warn_share: float = Field(default=0.8, gt=0, le=1, description="warn from this share of the daily budget")
+
+
+class MonthlyBudgetConfig(Limited[float]):
+    monthly_budget: float | None = Field(default=None, ge=0, description="$ per month (x 730 h); null = none")
+
+
+class MaxHourlyBurnConfig(Limited[float]):
+    max_hourly_burn: float | None = Field(default=None, ge=0, description="cap on the stack's total $/h; null = none")
+
+
+class PolicyExceptionsConfig(Config):
+    exceptions: list[NamedGrant] = Field(
+        default_factory=list, description="every exception granted in this file, reported by this policy")
+
+
+C = TypeVar("C", bound=Config)
+
+
+def _inline(node: Any, defs: Mapping[str, Any]) -> Any:
+    """Resolve pydantic's `$ref`s: the engine wraps each policy's properties in its own root schema, so
+    references to a `$defs` section would dangle."""
+    if isinstance(node, dict):
+        if "$ref" in node:
+            return _inline(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
+        return {k: _inline(v, defs) for k, v in node.items() if k not in ("title", "$defs")}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+def config_schema(model: type[Config]) -> PolicyConfigSchema:
+    """The block's schema for Pulumi, generated from the model so the two cannot drift (no `required`: see
+    the module docstring)."""
+    schema = model.model_json_schema()
+    properties = _inline(schema["properties"], schema.get("$defs", {}))
+    return PolicyConfigSchema(properties=properties)
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """A block that is missing or invalid: the rule reports `message` and checks nothing else."""
+
+    message: str
+
+
+def describe_errors(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(block)"
+        msg = "unknown field" if e["type"] == "extra_forbidden" else e["msg"]
+        parts.append(f"{where}: {msg}")
+    return "; ".join(parts)
+
+
+def load(model: type[C], raw: Mapping[str, Any] | None, *, rule: RuleName, stack: str) -> C | ConfigProblem:
+    """The rule's block, or the problem to report. No team named means no team file was applied at all."""
+    values = dict(raw or {})
+    team = values.get("team")
+    if not isinstance(team, str) or not team:
+        return ConfigProblem(render(rule, "config-missing", stack=stack))
+    try:
+        return model.model_validate(values)
+    except ValidationError as err:
+        return ConfigProblem(render(rule, "config-invalid", team=team, problems=describe_errors(err)))
+
+
+def active_allows(grants: Iterable[Grant[AllowT]], today: date) -> list[AllowT]:
+    return [grant.allow for grant in grants if grant.active(today)]

@@ -1,0 +1,27 @@
+"""The policy names: the keys of a team file's blocks, of `--policy-pack-config` and of every diagnostic.
+
+Kebab-case and prefixed `vast-` so that a preview mixing several packs shows at a glance which rules are ours.
+They are a public contract (team files, CI logs, the lead's engine tests match them): rename only with a
+migration of every file under policies/teams/.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RuleName(StrEnum):
+    TEAM_BINDING = "vast-team-binding"
+    GPU_ALLOW_LIST = "vast-gpu-allow-list"
+    INSTANCE_MAX_DPH = "vast-instance-max-dph"
+    HOST_MIN_RELIABILITY = "vast-host-min-reliability"
+    VERIFIED_HOSTS_ONLY = "vast-verified-hosts-only"
+    IMAGE_ALLOWED_REGISTRIES = "vast-image-allowed-registries"
+    DISK_MAX_SIZE = "vast-disk-max-size"
+    MAX_INSTANCES = "vast-max-instances"
+    MAX_GPUS = "vast-max-gpus"
+    DAILY_BUDGET = "vast-daily-budget"
+    DAILY_BUDGET_WARNING = "vast-daily-budget-warning"
+    MONTHLY_BUDGET = "vast-monthly-budget"
+    MAX_HOURLY_BURN = "vast-max-hourly-burn"
+    POLICY_EXCEPTIONS = "vast-policy-exceptions"

@@ -1,0 +1,228 @@
+"""Every violation message the pack can emit, as templates: one catalogue that rules render and tests match.
+
+Why templates and not f-strings in the rules: the messages are an interface. Teams read them in CI (so each
+names the team, the resource, the value, the limit and the way out), and tests, including tests that go
+through the real engine, must recognise them without copying their wording. `render()` is the only way a
+rule builds a message, and `pattern()` turns the same template into a regular expression, so a test written
+as `pattern(RuleName.DAILY_BUDGET, "over", team="data-science")` keeps passing when the wording is improved,
+and fails when the rule stops reporting.
+
+The engine prints a diagnostic as the policy's description, a newline, then this message; match with
+`pattern(...).search(text)`.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Iterable, Mapping
+from decimal import ROUND_HALF_UP, Decimal
+
+from policies.names import RuleName
+
+__all__ = ["COMMON", "MESSAGES", "dollars", "listing", "pattern", "render"]
+
+# Messages any rule can emit about its own configuration block ({rule} is the block's policy name).
+COMMON: Mapping[str, str] = {
+    "config-missing": (
+        "stack {stack}: no team policy config for {rule}; create policies/teams/{stack}.json with "
+        "`vastguard team add {stack}` and preview with --policy-pack-config policies/teams/{stack}.json"
+    ),
+    "config-invalid": (
+        "{team}: the {rule} block of policies/teams/{team}.json is invalid: {problems}; fix it (see "
+        "policies/teams/_template.json) and check it with `vastguard team check policies/teams/{team}.json`"
+    ),
+}
+
+MESSAGES: Mapping[RuleName, Mapping[str, str]] = {
+    RuleName.TEAM_BINDING: {
+        "stack-not-governed": (
+            "{team}: policies/teams/{team}.json governs stacks [{limit}], not stack {stack}; preview stack "
+            "{stack} with its own team's file, or add {stack} to the vast-team-binding stacks of "
+            "policies/teams/{team}.json"
+        ),
+        "team-mismatch": (
+            "{team}: {resource}: its team property is {value}, not {team}; set vastguard:team: {team} in "
+            "stacks/Pulumi.{stack}.yaml, or preview with that team's own policy file"
+        ),
+    },
+    RuleName.GPU_ALLOW_LIST: {
+        "not-allowed": (
+            "{team}: {resource}: GPU {value} is not on the team's GPU allow-list [{limit}]; "
+            "use one of those or request a policy change"
+        ),
+        "family": (
+            "{team}: {resource}: GPU family {value} could rent models outside the team's GPU allow-list "
+            "[{limit}]; name an allowed model or request a policy change"
+        ),
+        "quoted": (
+            "{team}: {resource}: the quoted offer's GPU {value} is not on the team's GPU allow-list [{limit}]; "
+            "pin gpu_name to an allowed model or request a policy change"
+        ),
+        "unknown": (
+            "{team}: {resource}: gpu_name is unknown at preview, so it could be any GPU, not only the team's "
+            "GPU allow-list [{limit}]; declare gpu_name as a literal"
+        ),
+    },
+    RuleName.INSTANCE_MAX_DPH: {
+        "max-dph": (
+            "{team}: {resource}: max_dph {value}/h exceeds the team's per-instance cap {limit}/h; "
+            "lower max_dph in stacks/Pulumi.{stack}.yaml or request an exception"
+        ),
+        "quote": (
+            "{team}: {resource}: the quoted price {value}/h exceeds the team's per-instance cap {limit}/h; "
+            "lower max_dph in stacks/Pulumi.{stack}.yaml or request an exception"
+        ),
+        "unknown": (
+            "{team}: {resource}: max_dph is unknown at preview, so its price is unbounded, above the team's "
+            "per-instance cap {limit}/h; declare max_dph as a number in stacks/Pulumi.{stack}.yaml"
+        ),
+    },
+    RuleName.HOST_MIN_RELIABILITY: {
+        "below": (
+            "{team}: {resource}: min_reliability {value} is below the team's minimum host reliability {limit}; "
+            "set min_reliability to at least {limit} or request an exception"
+        ),
+        "unknown": (
+            "{team}: {resource}: min_reliability is unknown at preview (worst case 0), below the team's "
+            "minimum host reliability {limit}; declare min_reliability as a number"
+        ),
+    },
+    RuleName.VERIFIED_HOSTS_ONLY: {
+        "unverified": (
+            "{team}: {resource}: verified_only is {value} but the team may rent verified hosts only; "
+            "set verified_only: true or request an exception"
+        ),
+    },
+    RuleName.IMAGE_ALLOWED_REGISTRIES: {
+        "not-allowed": (
+            "{team}: {resource}: image {value} is not from the team's allowed registries [{limit}]; "
+            "use an image from one of them or request a policy change"
+        ),
+        "unknown": (
+            "{team}: {resource}: image is unknown at preview, so it could come from any registry, not only "
+            "[{limit}]; declare image as a literal"
+        ),
+    },
+    RuleName.DISK_MAX_SIZE: {
+        "too-large": (
+            "{team}: {resource}: disk_gb {value} exceeds the team's maximum disk of {limit} GB; "
+            "lower disk_gb in stacks/Pulumi.{stack}.yaml or request an exception"
+        ),
+        "unknown": (
+            "{team}: {resource}: disk_gb is unknown at preview (worst case unbounded), above the team's "
+            "maximum disk of {limit} GB; declare disk_gb as a number"
+        ),
+    },
+    RuleName.MAX_INSTANCES: {
+        "too-many": (
+            "{team}: stack {stack} declares {value} instances, more than the team's cap of {limit}; "
+            "lower the groups' count in stacks/Pulumi.{stack}.yaml or request an exception"
+        ),
+    },
+    RuleName.MAX_GPUS: {
+        "too-many": (
+            "{team}: stack {stack} declares {value} GPUs ({detail}), more than the team's cap of {limit}; "
+            "lower count or num_gpus in stacks/Pulumi.{stack}.yaml or request an exception"
+        ),
+    },
+    RuleName.DAILY_BUDGET: {
+        "over": (
+            "{team}: estimated daily spend {value} ({detail}) exceeds the daily budget {limit}; "
+            "lower count or max_dph in stacks/Pulumi.{stack}.yaml, stop instances, or request a budget exception"
+        ),
+        "unbounded": (
+            "{team}: {resource}: its cost cannot be bounded at preview (no actual price, no quote, max_dph "
+            "unknown), so the daily budget {limit} cannot be checked; declare max_dph as a number"
+        ),
+    },
+    RuleName.DAILY_BUDGET_WARNING: {
+        "near": (
+            "{team}: estimated daily spend {value} ({detail}) is {share}% of the daily budget {limit}, at or "
+            "above the {warn}% warning level; stop idle instances or plan a budget request"
+        ),
+    },
+    RuleName.MONTHLY_BUDGET: {
+        "over": (
+            "{team}: estimated monthly spend {value} ({detail}, x 730 h) exceeds the monthly budget {limit}; "
+            "lower count or max_dph in stacks/Pulumi.{stack}.yaml, stop instances, or request a budget exception"
+        ),
+        "unbounded": (
+            "{team}: {resource}: its cost cannot be bounded at preview (no actual price, no quote, max_dph "
+            "unknown), so the monthly budget {limit} cannot be checked; declare max_dph as a number"
+        ),
+    },
+    RuleName.MAX_HOURLY_BURN: {
+        "over": (
+            "{team}: estimated burn {value}/h ({detail}) exceeds the team's cap {limit}/h; "
+            "lower count or max_dph in stacks/Pulumi.{stack}.yaml, stop instances, or request an exception"
+        ),
+        "unbounded": (
+            "{team}: {resource}: its cost cannot be bounded at preview (no actual price, no quote, max_dph "
+            "unknown), so the burn cap {limit}/h cannot be checked; declare max_dph as a number"
+        ),
+    },
+    RuleName.POLICY_EXCEPTIONS: {
+        "active": (
+            "{team}: exception to {rule} active until {expires}: allows {value} "
+            "(reason: {reason}; approved by {approver})"
+        ),
+        "expired": (
+            "{team}: exception to {rule} allowing {value} expired on {expires} and is ignored; remove it "
+            "from policies/teams/{team}.json or ask {approver} to renew it"
+        ),
+    },
+}
+
+_CENT = Decimal("0.01")
+
+
+def dollars(amount: Decimal | float) -> str:
+    """`$12.34`: money in messages always in cents, rounded half up like the reports."""
+    value = amount if isinstance(amount, Decimal) else Decimal(str(amount))
+    return f"${value.quantize(_CENT, rounding=ROUND_HALF_UP)}"
+
+
+def listing(items: Iterable[object]) -> str:
+    """`RTX 4090, A100`: the inside of the [...] a message shows a list in."""
+    return ", ".join(str(item) for item in items)
+
+
+def _template(rule: RuleName | str, key: str) -> str:
+    if key in COMMON:
+        return COMMON[key]
+    try:
+        return MESSAGES[RuleName(rule)][key]
+    except (KeyError, ValueError):
+        raise KeyError(f"no message {key!r} for rule {rule!r}") from None
+
+
+def render(rule: RuleName | str, key: str, /, **fields: object) -> str:
+    """The message `key` of `rule` (or a COMMON one, whose {rule} is `rule`) with every field filled in."""
+    text = _template(rule, key)
+    values = {k: str(v) for k, v in fields.items()}
+    if key in COMMON:
+        values["rule"] = str(rule)
+    return text.format(**values)
+
+
+def _regex(text: str, fields: Mapping[str, object]) -> str:
+    out: list[str] = []
+    for literal, field, _spec, _conv in string.Formatter().parse(text):
+        out.append(re.escape(literal))
+        if field is not None:
+            out.append(re.escape(str(fields[field])) if field in fields else ".+?")
+    return "".join(out)
+
+
+def pattern(rule: RuleName | str, key: str | None = None, /, **fields: object) -> re.Pattern[str]:
+    """A regex matching the messages `rule` renders (only `key` if given), with the given fields fixed.
+
+    For example `pattern(RuleName.GPU_ALLOW_LIST, team="ml-engineering", value="H100 SXM")` matches
+    "ml-engineering: trainer-0: GPU H100 SXM is not on the team's GPU allow-list [RTX 4090, A100]; ...".
+    """
+    rule = RuleName(rule)
+    keys = [key] if key is not None else list(MESSAGES[rule])
+    fixed = {"rule": str(rule), **fields} if key in COMMON else dict(fields)
+    alternatives = [_regex(_template(rule, k), fixed) for k in keys]
+    return re.compile("(?:" + "|".join(alternatives) + ")")
