@@ -1,0 +1,116 @@
+"""Fake policy arguments and a violation collector: the unit tests call each rule function directly.
+
+The args are the SDK's own ResourceValidationArgs / StackValidationArgs, with props wrapped in the SDK's
+unknown-checking proxy, and each rule's config reconciled from a real team file the way the engine does
+(schema defaults, then the file's block), so a unit test sees what the rule sees inside the analyzer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from pulumi_policy import (
+    PolicyCustomTimeouts,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    StackValidationArgs,
+)
+from pulumi_policy.proxy import UNKNOWN_NUMBER_VALUE, UNKNOWN_STRING_VALUE, unknown_checking_proxy
+
+from fleet.instance import INSTANCE_TYPE, InstanceInputs, InstanceOutputs, Quote
+from policies.config import config_schema
+from policies.names import RuleName
+from policies.rules import RULES_BY_NAME
+from tests.policies.harness import PROJECT, team_file
+
+UNKNOWN_NUMBER = UNKNOWN_NUMBER_VALUE
+UNKNOWN_STRING = UNKNOWN_STRING_VALUE
+TODAY = date(2026, 6, 15)
+
+
+def urn(stack: str, name: str, type_: str = INSTANCE_TYPE) -> str:
+    return f"urn:pulumi:{stack}::{PROJECT}::{type_}::{name}"
+
+
+def quote(gpu_name: str = "RTX 4090", dph_total: float = 0.35, storage_cost: float = 0.10) -> dict[str, Any]:
+    return {"offer_id": 4242, "gpu_name": gpu_name, "dph_total": dph_total, "storage_cost": storage_cost,
+            "matched": 7, "quoted_at": "2026-06-15T09:00:00Z"}
+
+
+def inputs(team: str = "ml-engineering", **overrides: Any) -> dict[str, Any]:
+    """An instance's inputs after the provider's check (contract-valid, then overridden verbatim, so a
+    test can put an engine unknown sentinel or a wrong value in any property)."""
+    base = InstanceInputs(
+        team=team, gpu_name="RTX 4090", num_gpus=1, image="pytorch/pytorch:2.4.0-cuda12.1-cudnn9-runtime",
+        disk_gb=32, max_dph=0.5, label=f"{team}/train-0", quote=Quote.model_validate(quote()),
+    ).model_dump(mode="json")
+    base.update(overrides)
+    return base
+
+
+def outputs(team: str = "ml-engineering", *, dph_total: float = 0.40, **overrides: Any) -> dict[str, Any]:
+    """The outputs of an instance Vast already rents (instance_id and actual dph_total set)."""
+    props = inputs(team)
+    props.update(instance_id=9001, offer_id=4242, dph_total=dph_total, storage_cost=0.10, status="running",
+                 ownership_label=f"vastguard/{team}/train-0")
+    InstanceOutputs.model_validate(props)
+    props.update(overrides)
+    return props
+
+
+def block(team: str | None, rule: RuleName, **changes: Any) -> dict[str, Any]:
+    """The config a rule receives when `policies/teams/<team>.json` is passed (None: no file at all)."""
+    schema = config_schema(RULES_BY_NAME[rule].config).properties
+    merged = {k: v["default"] for k, v in schema.items() if "default" in v}
+    if team is not None:
+        merged.update({k: v for k, v in team_file(team)[rule.value].items() if k != "enforcementLevel"})
+    merged.update(changes)
+    return merged
+
+
+def _options() -> PolicyResourceOptions:
+    return PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], None)
+
+
+def resource_args(props: Mapping[str, Any], config: Mapping[str, Any], *, name: str = "train-0",
+                  stack: str = "ml-engineering", type_: str = INSTANCE_TYPE) -> ResourceValidationArgs:
+    return ResourceValidationArgs(type_, unknown_checking_proxy(dict(props)), urn(stack, name, type_), name,
+                                  _options(), None, dict(config))
+
+
+def stack_args(instances: Mapping[str, Mapping[str, Any]], config: Mapping[str, Any], *,
+               stack: str = "ml-engineering") -> StackValidationArgs:
+    """A stack of instances (name -> outputs), preceded by the pulumi:pulumi:Stack resource, as the engine
+    sends it."""
+    stack_type = "pulumi:pulumi:Stack"
+    resources = [PolicyResource(stack_type, unknown_checking_proxy({}), urn(stack, f"{PROJECT}-{stack}", stack_type),
+                                f"{PROJECT}-{stack}", _options(), None, None, [], {})]
+    for name, props in instances.items():
+        resources.append(PolicyResource(INSTANCE_TYPE, unknown_checking_proxy(dict(props)), urn(stack, name), name,
+                                        _options(), None, None, [], {}))
+    return StackValidationArgs(resources, dict(config))
+
+
+@dataclass(frozen=True)
+class Violation:
+    message: str
+    urn: str | None
+
+
+def collect(validate: Callable[..., None], args: Any, *, today: date = TODAY) -> list[Violation]:
+    """Run one rule function and return what it reported."""
+    found: list[Violation] = []
+
+    def report(message: str, urn: str | None = None) -> None:
+        found.append(Violation(message, urn))
+
+    validate(args, report, today=today)
+    return found
+
+
+def messages(violations: Sequence[Violation]) -> list[str]:
+    return [v.message for v in violations]
