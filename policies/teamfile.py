@@ -134,7 +134,7 @@ class TeamFile(BaseModel):
             problems.append(f"vast-policy-exceptions lists an exception to {key[0]} allowing {key[2]!r} "
                             f"(expires {key[5]}) that the {key[0]} block does not grant; add it there or remove it")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))
         return self
 
     @property
@@ -218,7 +218,7 @@ def _problems(err: ValidationError) -> list[str]:
         elif e["type"] == "missing" and len(loc) == 1:
             out.append(f"{where}: block missing; copy it from policies/teams/_template.json")
         elif e["type"] == "value_error" and not loc:
-            out.extend(str(e["ctx"]["error"]).split("; "))
+            out.extend(str(e["ctx"]["error"]).split("\n"))
         else:
             out.append(f"{where}: {e['msg']}")
     return out
