@@ -1,0 +1,370 @@
+"""Handlers: parse the request, call the backend, serialise the result. No marketplace logic lives here.
+
+Every handler takes a `Call` and returns a `Response`. Errors are raised as `emulator.errors` types and
+turned into responses in one place (`error_response`), so a malformed body, an unknown field or a bad
+query parameter always comes back as a Vast-shaped 4xx, never a 500 with a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from emulator import billing
+from emulator.bodies import (
+    AccountBody,
+    BalanceBody,
+    BulkDestroyBody,
+    BulkManageBody,
+    ClockBody,
+    ConfigBody,
+    CreateInstanceBody,
+    FaultBody,
+    ForceStateBody,
+    ManageInstanceBody,
+    OfferBody,
+    RaceBody,
+    ResetBody,
+    SeedBody,
+)
+from emulator.errors import AuthError, InvalidArgs, InvalidRequest, RateLimited, VastError
+from emulator.faults import FaultRule
+from emulator.models import Account, MarketBackend, OfferQuote, UserView
+from emulator.query import parse_charges, parse_instance_list, parse_search
+from emulator.views import charge_row, instance_row, offer_row, user_row
+
+M = TypeVar("M", bound=BaseModel)
+
+JSON_TYPE = "application/json"  # exactly: the official CLI rejects `application/json; charset=utf-8`
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes = b""
+
+
+@dataclass
+class Response:
+    status: int
+    payload: Any = None
+    text: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False  # close the connection without answering (an injected network failure)
+
+    def encode(self) -> tuple[bytes, str]:
+        if self.text is not None:
+            return self.text.encode(), "text/plain"
+        return json.dumps(self.payload, default=_json_default).encode(), JSON_TYPE
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def ok(payload: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(status=status, payload=payload, headers=headers or {})
+
+
+def error_response(err: VastError) -> Response:
+    if isinstance(err, RateLimited):
+        return Response(status=429, text=err.msg, headers={"Retry-After": f"{err.retry_after:g}"})
+    return Response(status=err.status, payload=err.body())
+
+
+def fault_response(rule: FaultRule) -> Response:
+    if rule.status == 0:
+        return Response(status=0, drop=True)
+    headers = dict(rule.headers)
+    if isinstance(rule.body, str):
+        return Response(status=rule.status, text=rule.body, headers=headers)
+    body = rule.body if rule.body is not None else {
+        "success": False, "error": "injected_fault", "msg": f"injected fault #{rule.id} ({rule.operation})"}
+    return Response(status=rule.status, payload=body, headers=headers)
+
+
+def validation_message(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+@dataclass
+class Call:
+    market: MarketBackend
+    request: Request
+    params: Mapping[str, str]
+    account: Account | None = None
+
+    @property
+    def user(self) -> Account:
+        if self.account is None:
+            raise AuthError()
+        return self.account
+
+    def json(self) -> Any:
+        raw = self.request.body.strip()
+        if not raw:
+            return {}
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+
+    def body(self, model: type[M]) -> M:
+        data = self.json()
+        if not isinstance(data, dict):
+            raise InvalidArgs("the request body must be a JSON object")
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise InvalidArgs(validation_message(exc)) from None
+
+    def int_param(self, name: str) -> int:
+        return int(self.params[name])
+
+
+# -------------------------------------------------------------------------------------------- the API
+
+
+def gpu_names(call: Call) -> Response:
+    return ok({"gpu_names": call.market.gpu_names()})
+
+
+def current_user(call: Call) -> Response:
+    return ok(user_row(call.market.current_user(call.user)))
+
+
+def _search(call: Call, body: Any) -> Response:
+    result = call.market.search_offers(call.user, parse_search(body))
+    headers = {"X-Emulator-Ignored-Filters": ",".join(result.ignored)} if result.ignored else {}
+    return ok({"offers": [offer_row(q, result.now) for q in result.quotes]}, headers=headers)
+
+
+def search_offers(call: Call) -> Response:
+    return _search(call, call.json())
+
+
+def search_offers_query(call: Call) -> Response:
+    """`GET /api/v0/bundles/?q=<json>`: an older spelling some third-party clients still use."""
+    raw = call.request.query.get("q")
+    try:
+        body = json.loads(raw) if raw else {}
+    except ValueError:
+        raise InvalidArgs("q is not valid JSON") from None
+    return _search(call, body)
+
+
+def search_asks(call: Call) -> Response:
+    """`PUT /api/v0/search/asks/` `{"select_cols": [...], "q": {...}}`: `vastai search offers --new`."""
+    body = call.json()
+    query = body.get("q", {}) if isinstance(body, dict) else body
+    return _search(call, query)
+
+
+def create_instance(call: Call) -> Response:
+    body = call.body(CreateInstanceBody)
+    inst = call.market.create_instance(call.user, call.int_param("offer_id"), body)
+    return ok({"success": True, "new_contract": inst.id})
+
+
+def _project(row: dict[str, Any], cols: list[str] | None) -> dict[str, Any]:
+    return row if cols is None else {c: row.get(c) for c in cols}
+
+
+def list_instances(call: Call) -> Response:
+    page = call.market.list_instances(call.user, parse_instance_list(call.request.query))
+    return ok({
+        "success": True,
+        "instances_found": page.found,
+        "total_instances": page.total,
+        "label_counts": page.label_counts,
+        "next_token": page.next_token,
+        "instances": [_project(instance_row(i, page.now), page.select_cols) for i in page.instances],
+    })
+
+
+def list_instances_v0(call: Call) -> Response:
+    instances, now = call.market.all_instances(call.user)
+    return ok({"instances": [instance_row(i, now) for i in instances]})
+
+
+def show_instance(call: Call) -> Response:
+    inst, now = call.market.show_instance(call.user, call.int_param("instance_id"))
+    return ok({"instances": None if inst is None else instance_row(inst, now)})
+
+
+def instance_filters(call: Call) -> Response:
+    combos = call.market.instance_filters(call.user)
+    return ok({"filters": [{"actual_status": s, "verification": v, "gpu_name": g} for s, v, g in combos]})
+
+
+def manage_instance(call: Call) -> Response:
+    call.market.manage_instance(call.user, call.int_param("instance_id"), call.body(ManageInstanceBody))
+    return ok({"success": True})
+
+
+def manage_instances(call: Call) -> Response:
+    call.market.manage_instances(call.user, call.body(BulkManageBody))
+    return ok({"success": True})
+
+
+def destroy_instance(call: Call) -> Response:
+    call.market.destroy_instance(call.user, call.int_param("instance_id"))
+    return ok({"success": True})
+
+
+def destroy_instances(call: Call) -> Response:
+    result = call.market.destroy_instances(call.user, call.body(BulkDestroyBody).instance_ids)
+    return ok({"success": True, "destroyed": result.destroyed, "not_found": result.not_found})
+
+
+def charges(call: Call) -> Response:
+    page = call.market.charges(call.user, parse_charges(call.request.query))
+    return ok({
+        "success": True,
+        "count": len(page.lines),
+        "total": page.total,
+        "next_token": page.next_token,
+        "results": [charge_row(line) for line in page.lines],
+    })
+
+
+# ------------------------------------------------------------------------------------ the control plane
+
+
+def _account_json(view: UserView) -> dict[str, Any]:
+    a = view.account
+    return {"id": a.id, "username": a.username, "email": a.email,
+            "balance": billing.wire(billing.round6(view.balance))}
+
+
+def _clock_json(market: MarketBackend) -> dict[str, Any]:
+    now = market.clock.now()
+    return {"now": now, "iso": datetime.fromtimestamp(now, UTC).isoformat(), "frozen": market.clock.frozen}
+
+
+def health(call: Call) -> Response:
+    state = call.market.state
+    return ok({"ok": True, "offers": len(state.offers), "accounts": len(state.accounts), "seed": state.seed})
+
+
+def reset(call: Call) -> Response:
+    body = call.body(ResetBody)
+    call.market.reset(seed=body.seed, offers=body.offers)
+    return ok({"success": True, "seed": call.market.state.seed, "offers": len(call.market.state.offers)})
+
+
+def reseed(call: Call) -> Response:
+    body = call.body(SeedBody)
+    fresh = call.market.reseed(seed=body.seed, offers=body.offers)
+    return ok({"success": True, "seed": body.seed, "offers": len(call.market.state.offers), "new_offers": fresh})
+
+
+def add_offer(call: Call) -> Response:
+    offer = call.market.add_offer(call.body(OfferBody))
+    quote = OfferQuote(offer=offer, dph_base=offer.dph_base, allocated_storage=Decimal(5), is_bid=False,
+                       listed_since=call.market.state.seeded_at)
+    return ok({"success": True, "offer": offer_row(quote, call.market.clock.now())})
+
+
+def create_account(call: Call) -> Response:
+    return ok({"success": True, "account": _account_json(call.market.create_account(call.body(AccountBody)))})
+
+
+def list_accounts(call: Call) -> Response:
+    return ok({"accounts": [_account_json(v) for v in call.market.accounts()]})
+
+
+def set_balance(call: Call) -> Response:
+    view = call.market.set_balance(call.int_param("account_id"), call.body(BalanceBody))
+    return ok({"success": True, "account": _account_json(view)})
+
+
+def get_clock(call: Call) -> Response:
+    return ok(_clock_json(call.market))
+
+
+def set_clock(call: Call) -> Response:
+    call.market.update_clock(call.body(ClockBody))
+    return ok(_clock_json(call.market))
+
+
+def get_config(call: Call) -> Response:
+    return ok(call.market.config.model_dump())
+
+
+def set_config(call: Call) -> Response:
+    return ok(call.market.configure(call.body(ConfigBody)).model_dump())
+
+
+def list_faults(call: Call) -> Response:
+    return ok({"faults": [r.model_dump() for r in call.market.faults.rules()]})
+
+
+def add_fault(call: Call) -> Response:
+    try:
+        rule = call.market.faults.add(call.body(FaultBody))
+    except ValueError as exc:
+        raise InvalidArgs(str(exc)) from None
+    return ok({"success": True, "fault": rule.model_dump()})
+
+
+def clear_faults(call: Call) -> Response:
+    call.market.faults.clear()
+    return ok({"success": True})
+
+
+def force_state(call: Call) -> Response:
+    inst = call.market.force_state(call.int_param("instance_id"), call.body(ForceStateBody))
+    return ok({"success": True, "instance": instance_row(inst, call.market.clock.now())})
+
+
+def list_races(call: Call) -> Response:
+    return ok({"races": [r.model_dump() for r in call.market.races()]})
+
+
+def add_race(call: Call) -> Response:
+    return ok({"success": True, "races": [r.model_dump() for r in call.market.add_race(call.body(RaceBody))]})
+
+
+def clear_races(call: Call) -> Response:
+    call.market.clear_races()
+    return ok({"success": True})
+
+
+def list_requests(call: Call) -> Response:
+    operation = call.request.query.get("operation") or None
+    records = call.market.requests.records(operation)
+    return ok({"total": len(records), "counts": call.market.requests.counts(),
+               "requests": [r.model_dump() for r in records]})
+
+
+def clear_requests(call: Call) -> Response:
+    call.market.requests.clear()
+    return ok({"success": True})
+
+
+def dump_state(call: Call) -> Response:
+    """The whole market as JSON, for assertions and debugging; account key digests are left out."""
+    state = call.market.dump()
+    data = state.model_dump(mode="json", exclude={"accounts": {"__all__": {"key_sha256"}}})
+    for account in data["accounts"].values():
+        account["balance"] = billing.wire(billing.round6(call.market.balance(account["id"])))
+    data["clock"] = _clock_json(call.market)
+    return ok(data)
