@@ -11,10 +11,13 @@ Marketplace realities this code is shaped by (see SkyPilot's Vast provisioner fo
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from fleet.instance import InstanceSpec, Quote
 from vastai import Instance, Offer, OfferQuery, OfferUnavailableError, VastClient, gpus
@@ -33,6 +36,12 @@ class NoOfferError(ProvisioningError):
 
 def ownership_tag(stack: str, name: str) -> str:
     return f"vg:{stack}/{name}"
+
+
+def incarnation_tag(base: str, identity: Mapping[str, Any]) -> str:
+    """`vg:<stack>/<name>#<digest>`: the digest of what is rented tells a replacement from a retry."""
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"{base}#{digest}"
 
 
 def compose_label(tag: str, label: str | None) -> str:

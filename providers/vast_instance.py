@@ -142,9 +142,12 @@ class VastInstanceProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         spec = self._spec(props)
         settings = self._settings or settings_from(lambda _k: None)
+        # A replacement is created before its predecessor is deleted and must not adopt it: the tag names the
+        # incarnation (what is rented), so only a retry of this very create finds and adopts its instance.
+        tag = provisioning.incarnation_tag(props["ownership_tag"], {k: props.get(k) for k in REPLACE_FIELDS})
         with self._client() as client:
             inst, quote = provisioning.rent(
-                client, spec, self._known_gpus(client), tag=props["ownership_tag"],
+                client, spec, self._known_gpus(client), tag=tag,
                 waiter=provisioning.Waiter(timeout=settings.provision_timeout), log=log.info,
             )
             return CreateResult(id_=str(inst.id), outs=self._outputs(props, inst, quote))
@@ -168,7 +171,8 @@ class VastInstanceProvider(ResourceProvider):
         instance_id = int(id_)
         with self._client() as client:
             if olds.get("label") != news.get("label"):
-                client.set_label(instance_id, provisioning.compose_label(news["ownership_tag"], spec.label))
+                tag = provisioning.tag_of(olds.get("vast_label")) or news["ownership_tag"]
+                client.set_label(instance_id, provisioning.compose_label(tag, spec.label))
             if olds.get("state") != spec.state:
                 if spec.state == "stopped":
                     client.stop(instance_id)

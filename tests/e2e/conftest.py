@@ -1,14 +1,20 @@
-"""Fixtures that run the real Pulumi engine (the pinned CLI built by ./dev setup) on a local file backend."""
+"""Fixtures that run the real Pulumi engine (the pinned CLI built by ./dev setup) on a local file backend,
+against the Vast.ai emulator."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from emulator import Account, EmulatorServer
+from emulator.models import Instance as EmulatedInstance
 from engine import Engine, ensure, repo_root
 from vastguard.pulumi_cli import PulumiCLI
+from vastguard.workspace import Workspace
 
 VENV = repo_root() / ".venv"
 
@@ -42,5 +48,40 @@ def make_cli(engine: Engine, pulumi_home: Path, tmp_path: Path) -> Callable[[Pat
             engine, project_dir, state_dir=tmp_path / "state",
             extra_env={"PULUMI_HOME": str(pulumi_home), "PULUMI_BACKEND_URL": f"file://{tmp_path / 'state'}"},
         )
+
+    return make
+
+
+@dataclass
+class TeamEnv:
+    """One team's workspace on a running emulator, with the key it was given and its emulated account."""
+
+    team: str
+    ws: Workspace
+    emulator: EmulatorServer
+    account: Account
+    api_key: str
+
+    def live(self) -> list[EmulatedInstance]:
+        """The team's instances as the marketplace sees them (destroyed ones excluded)."""
+        return self.emulator.market.all_instances(self.account)[0]
+
+
+@pytest.fixture
+def fleet_emulator() -> Iterator[EmulatorServer]:
+    with EmulatorServer(port=0, seed=7, provision_delay=0) as srv:
+        yield srv
+
+
+@pytest.fixture
+def team_env(engine: Engine, pulumi_home: Path, tmp_path: Path, fleet_emulator: EmulatorServer
+             ) -> Callable[[str], TeamEnv]:
+    def make(team: str) -> TeamEnv:
+        api_key = f"{team}-{secrets.token_hex(16)}"
+        account = fleet_emulator.create_account(api_key=api_key, balance=1000, username=team)
+        ws = Workspace.create(engine, tmp_path / "ws", state_dir=tmp_path / "state",
+                              extra_env={"PULUMI_HOME": str(pulumi_home)})
+        ws.init_team(team, api_key=api_key, vast_url=fleet_emulator.url)
+        return TeamEnv(team, ws, fleet_emulator, account, api_key)
 
     return make

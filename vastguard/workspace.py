@@ -1,0 +1,96 @@
+"""A working copy of the vastguard project for a set of team stacks: used by the demo and the tests.
+
+It copies the project's entry files and stack configs into a directory of its own (so the demo and tests never
+touch the committed `stacks/` files, which `pulumi stack init` would salt and `config set --secret` would
+fill), points the runtime at the project's virtualenv, and drives the pinned engine through `PulumiCLI`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine import Engine, repo_root
+from vastguard.pulumi_cli import PulumiCLI
+
+POLICY_PACK = repo_root() / "policies"
+
+
+def team_policy_config(team: str) -> Path:
+    return POLICY_PACK / "teams" / f"{team}.json"
+
+
+@dataclass
+class Workspace:
+    root: Path
+    cli: PulumiCLI
+
+    @classmethod
+    def create(cls, engine: Engine, root: Path, *, state_dir: Path, vast_url: str | None = None,
+               extra_env: Mapping[str, str] | None = None, source: Path | None = None) -> Workspace:
+        source = source or repo_root()
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "stacks").mkdir(exist_ok=True)
+        project = yaml.safe_load((source / "Pulumi.yaml").read_text())
+        project["runtime"]["options"]["virtualenv"] = str(repo_root() / ".venv")
+        (root / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
+        shutil.copyfile(source / "__main__.py", root / "__main__.py")
+        for stack_file in (source / "stacks").glob("Pulumi.*.yaml"):
+            target = root / "stacks" / stack_file.name
+            if not target.exists():
+                shutil.copyfile(stack_file, target)
+        env = dict(extra_env or {})
+        if vast_url:
+            env["VAST_URL"] = vast_url
+        return cls(root=root, cli=PulumiCLI.for_project(engine, root, state_dir=state_dir, extra_env=env))
+
+    def stack_file(self, team: str) -> Path:
+        return self.root / "stacks" / f"Pulumi.{team}.yaml"
+
+    def init_team(self, team: str, *, api_key: str, vast_url: str | None = None) -> None:
+        stacks = {s["name"] for s in self.cli.json("stack", "ls")}
+        if team not in stacks:
+            self.cli.run("stack", "init", team)
+        self.cli.set_secret("vastai:apiKey", api_key, stack=team)
+        if vast_url:
+            self.cli.run("config", "set", "vastai:url", vast_url, stack=team)
+
+    def fleet(self, team: str) -> dict[str, Any]:
+        config = yaml.safe_load(self.stack_file(team).read_text())["config"]
+        fleet: dict[str, Any] = config.get("vastguard:fleet") or {}
+        return fleet
+
+    def set_fleet(self, team: str, fleet: Mapping[str, Any]) -> None:
+        data = yaml.safe_load(self.stack_file(team).read_text())
+        data["config"]["vastguard:fleet"] = dict(fleet)
+        self.stack_file(team).write_text(yaml.safe_dump(data, sort_keys=False))
+
+    def _policy_args(self, team: str, policy: bool) -> list[str]:
+        if not policy:
+            return []
+        return ["--policy-pack", str(POLICY_PACK), "--policy-pack-config", str(team_policy_config(team))]
+
+    def preview(self, team: str, *, policy: bool = True, check: bool = False) -> subprocess.CompletedProcess[str]:
+        return self.cli.run("preview", *self._policy_args(team, policy), stack=team, check=check)
+
+    def up(self, team: str, *, policy: bool = True, check: bool = True, message: str | None = None,
+           timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        extra = ["--message", message] if message else []
+        return self.cli.run("up", "--yes", "--skip-preview", *extra, *self._policy_args(team, policy),
+                            stack=team, check=check, timeout=timeout)
+
+    def refresh(self, team: str) -> subprocess.CompletedProcess[str]:
+        return self.cli.run("refresh", "--yes", "--skip-preview", stack=team)
+
+    def destroy(self, team: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.cli.run("destroy", "--yes", "--skip-preview", stack=team, check=check)
+
+    def outputs(self, team: str) -> dict[str, Any]:
+        out: dict[str, Any] = self.cli.json("stack", "output", stack=team)
+        return out
