@@ -255,8 +255,9 @@ def load_team_file(path: Path) -> TeamFile:
     return parse_team_file(raw, source=source, expect_team=expect)
 
 
-def check_files(paths: Sequence[Path], *, today: date | None = None, out: Any = sys.stdout) -> int:
+def check_files(paths: Sequence[Path], *, today: date | None = None, out: Any = None) -> int:
     """Validate files, print one line per file (and its problems); 0 when all are valid."""
+    out = out or sys.stdout
     failures = 0
     for path in paths:
         try:
