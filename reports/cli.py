@@ -1,0 +1,389 @@
+"""`vastguard audit | spend | chargeback | reconcile`: the report commands.
+
+Thin: parse flags, read history through a source, fold it (pure), build the report model (pure), render it.
+`register(subparsers)` adds the commands to the `vastguard` parser. Exit codes: 0 done, 1 error (the message
+says what to do), 3 reconcile found differences above the threshold (so CI can fail on shadow spend).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from reports.audit import audit_report
+from reports.charges import ChargesError, ClientFactory, KeyResolver, fetch_charges, vast_client_factory
+from reports.costing import chargeback_report, month_range, spend_report
+from reports.fold import VastClock, fold_stack
+from reports.models import StackFold
+from reports.pulumi_state import StateFormatError
+from reports.reconcile import reconcile
+from reports.render.delimited import audit_csv, invoice_csv, reconcile_csv, spend_csv
+from reports.render.document import to_json
+from reports.render.markdown import invoice_markdown
+from reports.render.png import daily_spend_png
+from reports.render.table import audit_table, chargeback_table, reconcile_tables, spend_table, to_text
+from reports.sources import HistorySource, Runner, SourceError, StackRef, ensure_stacks, open_source
+
+EXIT_DIFFERENCES = 3
+TABLE_WIDTH = 160
+
+
+class UsageError(ValueError):
+    pass
+
+
+# --- argument types -----------------------------------------------------------------------------------------
+
+
+def parse_moment(text: str, *, end: bool = False) -> datetime:
+    """`YYYY-MM`, `YYYY-MM-DD` or an ISO datetime, UTC unless it says otherwise. As an end bound a month or a
+    day means its end (exclusive), so `--until 2026-11-30` includes the 30th."""
+    try:
+        if len(text) == 7:
+            first, after = month_range(text)
+            return after if end else first
+        if len(text) == 10:
+            day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+            return day + timedelta(days=1) if end else day
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{text!r} is not a date: use YYYY-MM, YYYY-MM-DD or an ISO time like "
+                         "2026-11-05T14:30:00Z") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_month(text: str) -> str:
+    try:
+        month_range(text)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return text
+
+
+def default_backend() -> str:
+    """Pulumi's own choice first; else the project's local state directory (as engine.project_env sets it)."""
+    url = os.environ.get("PULUMI_BACKEND_URL")
+    if url:
+        return url
+    from engine.env import repo_root
+
+    return f"file://{repo_root() / '.pulumi-state'}"
+
+
+# --- plumbing shared by the commands -----------------------------------------------------------------------
+
+
+def _pulumi_runner(project_dir: Path, backend: str) -> Runner:
+    """The pinned Pulumi CLI, for what only it can do (Pulumi Cloud history, decrypting a stack secret)."""
+    from engine import ensure
+    from vastguard.pulumi_cli import PulumiCLI
+
+    cli = PulumiCLI.for_project(ensure(log=lambda line: print(line, file=sys.stderr)), project_dir,
+                                extra_env={"PULUMI_BACKEND_URL": backend})
+
+    def run(*args: str, stack: str | None = None) -> str:
+        return cli.run(*args, stack=stack).stdout
+
+    return run
+
+
+@contextmanager
+def _progress(enabled: bool, total: int) -> Iterator[Callable[[StackRef], None]]:
+    """A progress bar on stderr for long histories; silent when not a terminal or disabled."""
+    if not enabled or total == 0:
+        yield lambda _ref: None
+        return
+    progress = Progress(TextColumn("reading history {task.fields[stack]}"), BarColumn(), MofNCompleteColumn(),
+                        TimeRemainingColumn(), console=Console(file=sys.stderr), transient=True)
+    with progress:
+        task = progress.add_task("history", total=total, stack="")
+
+        def advance(ref: StackRef) -> None:
+            progress.update(task, advance=1, stack=str(ref))
+
+        yield advance
+
+
+def load_folds(source: HistorySource, refs: Sequence[StackRef], *, progress: bool,
+               vast_clock: VastClock = "running") -> list[StackFold]:
+    total = sum(source.count(ref) for ref in refs) if progress else 0
+    folds = []
+    with _progress(progress, total) as advance:
+        for ref in refs:
+            def entries(ref: StackRef = ref) -> Iterator[Any]:
+                for entry in source.entries(ref):
+                    advance(ref)
+                    yield entry
+
+            folds.append(fold_stack(ref.project, ref.stack, entries(), vast_clock=vast_clock))
+    return folds
+
+
+def _source(args: argparse.Namespace) -> tuple[HistorySource, list[StackRef]]:
+    backend = args.backend or default_backend()
+    runner = None
+    if backend.startswith(("https://", "http://")):
+        runner = _pulumi_runner(Path(args.project_dir), backend)
+    source = open_source(backend, cli_runner=runner)
+    return source, ensure_stacks(source, projects=args.project or (), stacks=args.stack or ())
+
+
+def _folds(args: argparse.Namespace) -> list[StackFold]:
+    source, refs = _source(args)
+    show = not args.no_progress and sys.stderr.isatty()
+    return load_folds(source, refs, progress=show, vast_clock=args.vast_clock)
+
+
+def _now(args: argparse.Namespace) -> datetime:
+    return parse_moment(args.now) if args.now else datetime.now(UTC)
+
+
+def _timelines(folds: Sequence[StackFold], teams: Sequence[str]) -> list[Any]:
+    return [tl for f in folds for tl in f.timelines if not teams or tl.team in teams]
+
+
+def _write(text: str, args: argparse.Namespace, out: TextIO) -> None:
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        out.write(text)
+
+
+def _emit_table(renderables: Sequence[Any], args: argparse.Namespace, out: TextIO) -> None:
+    if args.output:
+        Path(args.output).write_text(to_text(renderables, width=TABLE_WIDTH))
+        return
+    console = Console(file=out, width=None if out.isatty() else TABLE_WIDTH)
+    for item in renderables:
+        console.print(item)
+
+
+# --- commands -----------------------------------------------------------------------------------------------
+
+
+def run_audit(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    folds = _folds(args)
+    report = audit_report(folds, generated_at=_now(args),
+                          since=parse_moment(args.since) if args.since else None,
+                          until=parse_moment(args.until, end=True) if args.until else None,
+                          kinds=args.kind or (), teams=args.team or ())
+    if args.format == "json":
+        _write(to_json(report), args, out)
+    elif args.format == "csv":
+        _write(audit_csv(report), args, out)
+    else:
+        _emit_table([audit_table(report)], args, out)
+    return 0
+
+
+def _spend_range(args: argparse.Namespace, now: datetime) -> tuple[datetime, datetime]:
+    if args.month:
+        return month_range(parse_month(args.month))
+    start = parse_moment(args.since) if args.since else datetime(now.year, now.month, 1, tzinfo=UTC)
+    end = parse_moment(args.until, end=True) if args.until else now
+    if end <= start:
+        raise UsageError(f"--until ({end.isoformat()}) must be after --since ({start.isoformat()})")
+    return start, end
+
+
+def run_spend(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    now = _now(args)
+    start, end = _spend_range(args, now)
+    folds = _folds(args)
+    report = spend_report(_timelines(folds, args.team or ()), start=start, end=end, now=now, granularity=args.by,
+                          generated_at=now)
+    if args.format == "json":
+        _write(to_json(report), args, out)
+    elif args.format == "csv":
+        _write(spend_csv(report), args, out)
+    else:
+        notes = []
+        if report.estimated_times:
+            notes.append(f"{report.estimated_times} cost slice(s) rest on times estimated from Pulumi's update "
+                         "times, not Vast's clock.")
+        _emit_table([spend_table(report, detail=args.detail), *notes], args, out)
+    return 0
+
+
+def run_chargeback(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    month = parse_month(args.month)
+    now = _now(args)
+    folds = _folds(args)
+    teams = sorted({f.team for f in folds if not args.team or f.team in args.team} | set(args.team or ()))
+    report = chargeback_report(_timelines(folds, args.team or ()), month=month, now=now, generated_at=now,
+                               teams=teams)
+    directory = Path(args.out or f"chargeback-{month}")
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for invoice in report.invoices:
+        for suffix, text in ((".csv", invoice_csv(invoice)), (".md", invoice_markdown(invoice))):
+            path = directory / f"{invoice.team}{suffix}"
+            path.write_text(text)
+            written.append(path)
+    chart = directory / "daily-spend.png"
+    chart.write_bytes(daily_spend_png(report))
+    document = directory / "chargeback.json"
+    document.write_text(to_json(report))
+    written += [chart, document]
+    console = Console(file=out, width=TABLE_WIDTH if not out.isatty() else None)
+    console.print(chargeback_table(report))
+    console.print(f"wrote {len(written)} files to {directory}/: " + ", ".join(p.name for p in written))
+    return 0
+
+
+def _reconcile_days(args: argparse.Namespace, now: datetime) -> tuple[date, date]:
+    if args.month:
+        start, end = month_range(parse_month(args.month))
+        return start.date(), (end - timedelta(days=1)).date()
+    first = parse_moment(args.since).date() if args.since else date(now.year, now.month, 1)
+    last = (parse_moment(args.until, end=True) - timedelta(days=1)).date() if args.until else now.date()
+    if last < first:
+        raise UsageError("--until must not be before --since")
+    return first, last
+
+
+def run_reconcile(args: argparse.Namespace, out: TextIO = sys.stdout,
+                  factory: ClientFactory = vast_client_factory) -> int:
+    now = _now(args)
+    first, last = _reconcile_days(args, now)
+    try:
+        threshold = Decimal(args.threshold)
+    except InvalidOperation:
+        raise UsageError(f"--threshold {args.threshold!r} is not an amount of dollars (e.g. 0.01)") from None
+    folds = _folds(args)
+    stacks_of: dict[str, list[str]] = {team: [] for team in args.team or ()}
+    for f in folds:
+        if not args.team or f.team in args.team:
+            stacks_of.setdefault(f.team, []).append(f.stack)
+    from_stack = None
+    if args.keys_from_pulumi:
+        runner = _pulumi_runner(Path(args.project_dir), args.backend or default_backend())
+
+        def from_stack(stack: str) -> str | None:
+            try:
+                return runner("config", "get", "vastai:apiKey", stack=stack).strip() or None
+            except RuntimeError:
+                return None
+
+    charges = fetch_charges(stacks_of, start_day=first, end_day=last, key_for=KeyResolver(from_stack=from_stack),
+                            base_url=args.vast_url or os.environ.get("VAST_URL") or None, factory=factory)
+    everything = [tl for f in folds for tl in f.timelines]  # all teams: declared elsewhere is not shadow
+    report = reconcile(everything, charges, start_day=first, end_day=last, now=now, threshold=threshold,
+                       generated_at=now, include_matches=args.all)
+    if args.format == "json":
+        _write(to_json(report), args, out)
+    elif args.format == "csv":
+        _write(reconcile_csv(report), args, out)
+    else:
+        _emit_table(reconcile_tables(report), args, out)
+    differences = [r for r in report.rows if r.status != "match"]
+    return EXIT_DIFFERENCES if differences else 0
+
+
+# --- registration -------------------------------------------------------------------------------------------
+
+
+def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except (UsageError, SourceError, StateFormatError, ChargesError, OSError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", metavar="URL",
+                        help="state backend: file://DIR, s3://bucket/prefix?region=..&endpoint=.. or a Pulumi "
+                             "Cloud URL (default: $PULUMI_BACKEND_URL, else the project's .pulumi-state)")
+    parser.add_argument("--project", action="append", metavar="NAME", help="only this Pulumi project (repeatable)")
+    parser.add_argument("--stack", action="append", metavar="NAME", help="only this stack (repeatable)")
+    parser.add_argument("--team", action="append", metavar="TEAM", help="only this team (repeatable)")
+    parser.add_argument("--now", metavar="TIME",
+                        help="the present for instances still rented (default: the clock; give the emulator's "
+                             "virtual time when reporting on it)")
+    parser.add_argument("--vast-clock", choices=["running", "frozen"], default="running",
+                        help="how Vast's clock moves during a Pulumi operation, for dating deletes: running "
+                             "(real Vast) or frozen (an emulator whose virtual clock only moves when advanced)")
+    parser.add_argument("--project-dir", default=".", metavar="DIR",
+                        help="Pulumi project directory, for what needs the Pulumi CLI (default: .)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar while reading history")
+
+
+def _formats(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    parser.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+
+
+def _range(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--since", metavar="TIME", help="start: YYYY-MM, YYYY-MM-DD or ISO time (UTC)")
+    parser.add_argument("--until", metavar="TIME", help="end, inclusive for a day or month: YYYY-MM[-DD] or ISO")
+
+
+def register(subparsers: Any) -> None:
+    """Add `audit`, `spend`, `chargeback` and `reconcile` to the `vastguard` command line."""
+    audit = subparsers.add_parser("audit", help="who changed which instances, when, from which commit",
+                                  description="Every update, refresh and destroy of each stack, from its history.")
+    _common(audit)
+    _range(audit)
+    audit.add_argument("--kind", action="append", metavar="KIND",
+                       help="only this kind: update, refresh, destroy, import (repeatable)")
+    _formats(audit)
+    audit.set_defaults(func=_guarded(run_audit))
+
+    spend = subparsers.add_parser("spend", help="instance-hours and cost per team, per day or month",
+                                  description="Spend reconstructed from the checkpoints the stacks' history keeps.")
+    _common(spend)
+    _range(spend)
+    spend.add_argument("--month", metavar="YYYY-MM", help="shorthand for --since/--until of one month")
+    spend.add_argument("--by", choices=["day", "month"], default="day")
+    spend.add_argument("--detail", action="store_true", help="one row per instance")
+    _formats(spend)
+    spend.set_defaults(func=_guarded(run_spend))
+
+    chargeback = subparsers.add_parser("chargeback", help="monthly invoice per team (CSV, Markdown, PNG chart)")
+    _common(chargeback)
+    chargeback.add_argument("--month", required=True, metavar="YYYY-MM")
+    chargeback.add_argument("--out", metavar="DIR", help="output directory (default: ./chargeback-YYYY-MM)")
+    chargeback.set_defaults(func=_guarded(run_chargeback))
+
+    rec = subparsers.add_parser("reconcile", help="reconstructed spend vs Vast.ai charges; finds shadow spend",
+                                description="Compares each team's reconstructed spend with what Vast.ai charged "
+                                            "its key; exits 3 when differences exceed the threshold.")
+    _common(rec)
+    _range(rec)
+    rec.add_argument("--month", metavar="YYYY-MM")
+    rec.add_argument("--threshold", default="0.01", metavar="DOLLARS",
+                     help="report per-instance differences larger than this (default 0.01)")
+    rec.add_argument("--all", action="store_true", help="also list instances that match")
+    rec.add_argument("--vast-url", metavar="URL", help="Vast.ai API base URL (default: $VAST_URL, else Vast.ai)")
+    rec.add_argument("--keys-from-pulumi", action="store_true",
+                     help="read a team's key from its stack config (vastai:apiKey) when "
+                          "VASTGUARD_KEY_<TEAM> is not set; needs the stack's passphrase")
+    _formats(rec)
+    rec.set_defaults(func=_guarded(run_reconcile))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Standalone entry (`python -m reports.cli`) until the lead wires `register` into vastguard/cli.py."""
+    parser = argparse.ArgumentParser(prog="vastguard", description=__doc__)
+    register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

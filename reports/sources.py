@@ -1,0 +1,317 @@
+"""Where stack history comes from: the reports' I/O, kept apart from the pure folding.
+
+- `DiyHistory` reads a DIY backend's files directly, from a local directory (`file://`) or an S3-compatible
+  bucket (`s3://`), both through the small `Bucket` interface: list keys, read a key. Direct reading is the
+  only way to get the checkpoint of every past update from a DIY backend: `pulumi stack export --version`
+  answers "the current backend does not provide the ability to export previous deployments" there.
+- `CliHistory` goes through the Pulumi CLI for backends we cannot read as files (Pulumi Cloud):
+  `pulumi stack history --json` pages the records and `pulumi stack export --version N` returns each
+  update's checkpoint.
+
+Both yield `HistoryEntry` objects oldest first, lazily, so a long history streams through the fold.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import urllib.parse
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from reports.pulumi_state import (
+    HistoryEntry,
+    Snapshot,
+    UpdateRecord,
+    decode_bytes,
+    parse_checkpoint,
+    parse_update,
+)
+
+HISTORY_FILE = re.compile(
+    r"^(?P<stack>.+)-(?P<nanos>\d+)\.(?P<what>history|checkpoint)\.json(?:\.gz|\.zst)?$"
+)
+STACK_FILE = re.compile(r"^(?P<stack>[^/]+)\.json(?:\.gz|\.zst)?$")
+
+
+class SourceError(RuntimeError):
+    """The history cannot be read; the message says where and what to do."""
+
+
+@dataclass(frozen=True, order=True)
+class StackRef:
+    project: str
+    stack: str
+
+    def __str__(self) -> str:
+        return f"{self.project}/{self.stack}" if self.project else self.stack
+
+
+class HistorySource(Protocol):
+    url: str
+
+    def stacks(self) -> list[StackRef]: ...
+
+    def count(self, ref: StackRef) -> int:
+        """How many entries `entries(ref)` will yield (for a progress bar)."""
+        ...
+
+    def entries(self, ref: StackRef) -> Iterator[HistoryEntry]: ...
+
+
+class Bucket(Protocol):
+    parallelism: int
+
+    def list(self, prefix: str) -> list[str]:
+        """Every key under `prefix`, recursively, relative to the bucket root."""
+        ...
+
+    def read(self, key: str) -> bytes: ...
+
+
+class LocalBucket:
+    """A local directory as a bucket (`file://` backends). Pulumi's file blob driver writes an `.attrs` file
+    beside every object; those are not objects and are skipped."""
+
+    parallelism = 1  # parsing, not reading, dominates on a local disk
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def list(self, prefix: str) -> list[str]:
+        base = self.root / prefix
+        if not base.is_dir():
+            return []
+        keys: list[str] = []
+        for dirpath, _dirs, files in os.walk(base):
+            rel = Path(dirpath).relative_to(self.root).as_posix()
+            keys.extend(f"{rel}/{name}" for name in files if not name.endswith(".attrs"))
+        return keys
+
+    def read(self, key: str) -> bytes:
+        try:
+            return (self.root / key).read_bytes()
+        except OSError as err:
+            raise SourceError(f"cannot read {self.root / key}: {err.strerror}") from None
+
+
+@dataclass(frozen=True)
+class _Files:
+    nanos: int
+    history: str
+    checkpoint: str | None
+
+
+def _prefetch(items: Sequence[_Files], load: Callable[[_Files], tuple[bytes, bytes | None]],
+              parallelism: int) -> Iterator[tuple[_Files, bytes, bytes | None]]:
+    """Read ahead up to `parallelism` entries (S3 latency), yielding in order and holding at most that many."""
+    if parallelism <= 1:
+        for item in items:
+            yield (item, *load(item))
+        return
+    with ThreadPoolExecutor(max_workers=parallelism) as pool:
+        window: deque[tuple[_Files, Future[tuple[bytes, bytes | None]]]] = deque()
+        for item in items:
+            window.append((item, pool.submit(load, item)))
+            if len(window) >= parallelism:
+                first, future = window.popleft()
+                yield (first, *future.result())
+        while window:
+            first, future = window.popleft()
+            yield (first, *future.result())
+
+
+class DiyHistory:
+    """A DIY backend's `.pulumi/` tree, in either layout: project-scoped (`meta.yaml` version 1, the default
+    since Pulumi 3.61: `stacks/<project>/<stack>.json`, `history/<project>/<stack>/`) or legacy
+    (`stacks/<stack>.json`, `history/<stack>/`, project unknown)."""
+
+    def __init__(self, url: str, bucket: Bucket) -> None:
+        self.url = url
+        self.bucket = bucket
+        self._listing: dict[StackRef, list[_Files]] | None = None
+
+    def _project_mode(self) -> bool:
+        try:
+            meta = self.bucket.read(".pulumi/meta.yaml").decode()
+        except (SourceError, OSError, RuntimeError):
+            return False
+        match = re.search(r"^version:\s*(\d+)", meta, re.MULTILINE)
+        return bool(match and int(match.group(1)) >= 1)
+
+    def _list(self) -> dict[StackRef, list[_Files]]:
+        if self._listing is not None:
+            return self._listing
+        project_mode = self._project_mode()
+        groups: dict[StackRef, dict[int, dict[str, str]]] = {}
+        for key in self.bucket.list(".pulumi/history/"):
+            parts = key.split("/")
+            # .pulumi/history/<project>/<stack>/<file>  or  .pulumi/history/<stack>/<file>
+            if project_mode and len(parts) == 5:
+                ref, name = StackRef(parts[2], parts[3]), parts[4]
+            elif not project_mode and len(parts) == 4:
+                ref, name = StackRef("", parts[2]), parts[3]
+            else:
+                continue
+            match = HISTORY_FILE.match(name)
+            if match is None or match["stack"] != ref.stack:
+                continue
+            groups.setdefault(ref, {}).setdefault(int(match["nanos"]), {})[match["what"]] = key
+        for key in self.bucket.list(".pulumi/stacks/"):
+            parts = key.split("/")
+            if project_mode and len(parts) == 4 and (m := STACK_FILE.match(parts[3])):
+                groups.setdefault(StackRef(parts[2], m["stack"]), {})
+            elif not project_mode and len(parts) == 3 and (m := STACK_FILE.match(parts[2])):
+                groups.setdefault(StackRef("", m["stack"]), {})
+        self._listing = {
+            ref: [_Files(nanos, files["history"], files.get("checkpoint"))
+                  for nanos, files in sorted(by_nanos.items()) if "history" in files]
+            for ref, by_nanos in sorted(groups.items())
+        }
+        return self._listing
+
+    def stacks(self) -> list[StackRef]:
+        return list(self._list())
+
+    def count(self, ref: StackRef) -> int:
+        return len(self._list().get(ref, []))
+
+    def _load(self, files: _Files) -> tuple[bytes, bytes | None]:
+        history = self.bucket.read(files.history)
+        checkpoint = self.bucket.read(files.checkpoint) if files.checkpoint else None
+        return history, checkpoint
+
+    def entries(self, ref: StackRef) -> Iterator[HistoryEntry]:
+        files = self._list().get(ref, [])
+        for sequence, (item, history, checkpoint) in enumerate(
+                _prefetch(files, self._load, self.bucket.parallelism), start=1):
+            record = parse_update(decode_bytes(history, name=item.history), name=item.history)
+            snapshot = None
+            if checkpoint is not None and item.checkpoint is not None:
+                snapshot = parse_checkpoint(decode_bytes(checkpoint, name=item.checkpoint), name=item.checkpoint)
+            yield HistoryEntry(project=ref.project, stack=ref.stack, sequence=sequence, record=record,
+                               snapshot=snapshot)
+
+
+Runner = Callable[..., str]
+"""Runs `pulumi <args...>` (with `--stack` given as a keyword) and returns its stdout; raises on failure."""
+
+
+class CliHistory:
+    """History through the Pulumi CLI, for backends whose files we cannot read (Pulumi Cloud)."""
+
+    page_size = 100
+
+    def __init__(self, url: str, run: Runner, *, stack_names: Sequence[str] = ()) -> None:
+        self.url = url
+        self._run = run
+        self._stack_names = list(stack_names)
+        self._records: dict[StackRef, list[UpdateRecord]] = {}
+
+    def stacks(self) -> list[StackRef]:
+        if self._stack_names:
+            return [_cli_ref(name) for name in self._stack_names]
+        listed = json.loads(self._run("stack", "ls", "--all", "--json"))
+        return sorted(_cli_ref(str(item["name"])) for item in listed)
+
+    def _history(self, ref: StackRef) -> list[UpdateRecord]:
+        if ref not in self._records:
+            records: list[UpdateRecord] = []
+            page = 1
+            while True:
+                raw = json.loads(self._run("stack", "history", "--json", "--page-size", str(self.page_size),
+                                           "--page", str(page), stack=_cli_name(ref)) or "[]")
+                records.extend(parse_update(item, name=f"history of {ref}") for item in raw)
+                if len(raw) < self.page_size:
+                    break
+                page += 1
+            self._records[ref] = sorted(records, key=lambda r: (r.version, r.start_time))
+        return self._records[ref]
+
+    def count(self, ref: StackRef) -> int:
+        return len(self._history(ref))
+
+    def _snapshot(self, ref: StackRef, version: int) -> Snapshot | None:
+        if version <= 0:
+            return None
+        try:
+            out = self._run("stack", "export", "--version", str(version), stack=_cli_name(ref))
+        except RuntimeError:
+            return None  # no checkpoint for this version: the event stays in the audit, flagged
+        return parse_checkpoint(json.loads(out), name=f"{ref} version {version}")
+
+    def entries(self, ref: StackRef) -> Iterator[HistoryEntry]:
+        for sequence, record in enumerate(self._history(ref), start=1):
+            yield HistoryEntry(project=ref.project, stack=ref.stack, sequence=sequence, record=record,
+                               snapshot=self._snapshot(ref, record.version))
+
+
+def _cli_ref(name: str) -> StackRef:
+    parts = name.split("/")
+    return StackRef("/".join(parts[:-1]), parts[-1])
+
+
+def _cli_name(ref: StackRef) -> str:
+    return f"{ref.project}/{ref.stack}" if ref.project else ref.stack
+
+
+def open_source(url: str, *, cli_runner: Runner | None = None,
+                bucket_factory: Callable[[str], Bucket] | None = None) -> HistorySource:
+    """Pick the reader for a backend URL (Pulumi's `PULUMI_BACKEND_URL` syntax)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "file":
+        raw = url[len("file://"):].split("?", 1)[0]
+        root = Path(os.path.expanduser(urllib.parse.unquote(raw)))
+        if not (root / ".pulumi").is_dir():
+            raise SourceError(f"no Pulumi state under {root} (expected {root / '.pulumi'}); "
+                              "pass --backend file://DIR with the directory given to `pulumi login`")
+        return DiyHistory(url, LocalBucket(root))
+    if parts.scheme == "s3":
+        if bucket_factory is not None:
+            return DiyHistory(url, bucket_factory(url))
+        from reports.s3 import Credentials, S3Bucket, S3Error, S3Location
+
+        try:
+            return DiyHistory(url, S3Bucket(S3Location.parse(url), Credentials.from_env()))
+        except S3Error as err:
+            raise SourceError(str(err)) from None
+    if parts.scheme in {"https", "http"} or url == "":
+        if cli_runner is None:
+            raise SourceError(f"{url or 'Pulumi Cloud'} is read through the Pulumi CLI, which is not available here")
+        return CliHistory(url, cli_runner)
+    raise SourceError(
+        f"backend {parts.scheme}:// is not supported by the reports (file://, s3:// and Pulumi Cloud are); "
+        "copy the state to a local directory with `pulumi stack export`/`import` or sync the bucket"
+    )
+
+
+def read_all(source: HistorySource, refs: Sequence[StackRef],
+             on_entry: Callable[[StackRef], None] | None = None) -> Iterator[tuple[StackRef, Iterator[HistoryEntry]]]:
+    """Each stack with its lazily read entries; `on_entry` is told of every entry read (progress)."""
+    for ref in refs:
+        def entries(ref: StackRef = ref) -> Iterator[HistoryEntry]:
+            for entry in source.entries(ref):
+                if on_entry is not None:
+                    on_entry(ref)
+                yield entry
+
+        yield ref, entries()
+
+
+def ensure_stacks(source: HistorySource, *, projects: Sequence[str] = (), stacks: Sequence[str] = ()) -> list[StackRef]:
+    """The stacks to report on, filtered; an explicit filter matching nothing is an error, not an empty report."""
+    refs = source.stacks()
+    if projects:
+        refs = [r for r in refs if r.project in projects]
+    if stacks:
+        refs = [r for r in refs if r.stack in stacks or str(r) in stacks]
+    if (projects or stacks) and not refs:
+        known = ", ".join(str(r) for r in source.stacks()) or "none"
+        raise SourceError(f"no stack matches --project/--stack in {source.url}; stacks there: {known}")
+    return refs
+
