@@ -192,7 +192,8 @@ class VastClient:
         before retrying, this lists instances carrying `label`; if one exists the rent happened and its id
         is returned, otherwise the rent is retried. That only works if the label identifies this one rent
         (vastguard's ownership label does); an older instance with the same label would be taken for it.
-        If the check itself fails, `CreateOutcomeUnknownError` says the instance may exist.
+        If the check itself fails, `CreateOutcomeUnknownError` says the instance may exist; any other error
+        raised after a check (retries or deadline used up) means the last check found no such instance.
 
         Retries target the same offer, which is single-use: if an earlier attempt did rent it, the retry
         gets `no_such_ask`, and the label is checked once more before `OfferUnavailableError` is raised
