@@ -41,9 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     pulumi.add_argument("pulumi_args", nargs=argparse.REMAINDER)
     pulumi.set_defaults(func=_pulumi_command)
 
-    from vastguard import demo
+    from vastguard import demo, teams
 
     demo.register(sub)
+    teams.register(sub)
     return parser
 
 
