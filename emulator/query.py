@@ -7,7 +7,7 @@ The same language filters offers (`POST /api/v0/bundles/`) and instances (`selec
 - numbers arrive as strings (the official CLI's parser leaves `num_gpus>=1` as `"1"`): coerced;
 - `true`/`false` are JSON booleans (strings `"true"`/`"false"` are accepted too); `null` matches a missing
   value with `eq` and anything present with `neq`;
-- `gpu_name` compares after `vastai.gpus.normalize`, so `RTX_4090`, `rtx 4090` and `RTX 4090` are one name;
+- `gpu_name` compares after `vastclient.gpus.normalize`, so `RTX_4090`, `rtx 4090` and `RTX 4090` are one name;
 - `geolocation` is `"<region>, <CC>"` on the wire but the CLI documents filtering by country code, so a
   two-letter value compares with the code, anything longer with the whole string (case-insensitively);
 - `driver_version` compares as a number: the CLI turns `535.86.05` into 535086005 before sending.
@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict
 
 from emulator.billing import day_of
 from emulator.errors import InvalidArgs
-from vastai.gpus import normalize
+from vastclient.gpus import normalize
 
 Op = Literal["eq", "neq", "gt", "gte", "lt", "lte", "in", "notin"]
 OPS: frozenset[str] = frozenset(get_args(Op))

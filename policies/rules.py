@@ -56,7 +56,7 @@ from policies.instances import (
 )
 from policies.names import RuleName
 from policies.report import dollars, listing, render
-from vastai.gpus import allowed, normalize
+from vastclient.gpus import allowed, normalize
 
 __all__ = ["RULES", "Rule"]
 

@@ -14,7 +14,7 @@ EXPORTED_FIELDS = ("gpu_name", "num_gpus", "state", "status", "instance_id", "dp
                    "disk_gb", "quote", "ssh_host", "ssh_port", "public_ip", "max_dph")
 
 
-def run() -> None:
+def run() -> dict[str, Instance]:
     stack = pulumi.get_stack()
     config = pulumi.Config("vastguard")
     try:
@@ -35,3 +35,4 @@ def run() -> None:
         "estimated_cost",
         pulumi.Output.all(*described.values()).apply(lambda props: fleet_cost(props).rounded()),
     )
+    return instances

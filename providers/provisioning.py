@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fleet.instance import InstanceSpec, Quote
-from vastai import Instance, Offer, OfferQuery, OfferUnavailableError, VastClient, gpus
+from vastclient import Instance, Offer, OfferQuery, OfferUnavailableError, VastClient, gpus
 
 MAX_RENT_ATTEMPTS = 5
 _TAG_OPEN, _TAG_CLOSE = "[", "]"

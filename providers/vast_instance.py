@@ -35,8 +35,8 @@ from pydantic import ValidationError
 from fleet.instance import InstanceInputs, InstanceSpec, Quote
 from providers import provisioning
 from providers.settings import ProviderSettings, settings_from
-from vastai import Instance as VastInstance
-from vastai import NotFoundError, VastClient, VastError, gpus
+from vastclient import Instance as VastInstance
+from vastclient import NotFoundError, VastClient, VastError, gpus
 
 log = logging.getLogger("vastguard.provider")
 

@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager
 from datetime import date
 from typing import Protocol
 
-from vastai.models import Charge
+from vastclient.models import Charge
 
 API_KEY_CONFIG = "vastai:apiKey"
 
@@ -38,7 +38,7 @@ def env_name(team: str) -> str:
 
 def vast_client_factory(api_key: str, base_url: str | None) -> AbstractContextManager[ChargesClient]:
     try:
-        from vastai import VastClient  # type: ignore[attr-defined,unused-ignore]
+        from vastclient import VastClient  # type: ignore[attr-defined,unused-ignore]
     except ImportError as err:
         raise ChargesError(f"the Vast.ai client package is not available: {err}") from None
     client: AbstractContextManager[ChargesClient] = VastClient(api_key=api_key, base_url=base_url)

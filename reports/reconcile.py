@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from reports.costing import cost, slices
 from reports.models import InstanceTimeline, ReconcileReport, ReconcileRow, ReconcileStatus, TeamReconciliation
-from vastai.models import Charge
+from vastclient.models import Charge
 
 
 @dataclass

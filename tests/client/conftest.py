@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from vastai import VastClient
+from vastclient import VastClient
 
 API_KEY = "vk-test-5ecret-0123456789abcdef"
 """Distinctive, so that a leak shows up in any text it reaches."""

@@ -15,7 +15,7 @@ import pytest
 
 from tests.client.conftest import FakeClock, Script, body_of, json_reply, query_of, text_reply
 from tests.client.official import run_official
-from vastai import (
+from vastclient import (
     ApiError,
     AuthError,
     CreateOutcomeUnknownError,
@@ -317,5 +317,5 @@ def test_outcome_unknown_is_logged_as_a_warning(
     script.on(RENT, httpx.ReadTimeout("lost"))
     script.on(LIST, listing(782))
     rent(client)
-    warnings = [r for r in caplog.records if r.name == "vastai" and r.levelname == "WARNING"]
+    warnings = [r for r in caplog.records if r.name == "vastclient" and r.levelname == "WARNING"]
     assert warnings and "may have happened" in warnings[0].getMessage()

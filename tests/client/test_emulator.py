@@ -19,7 +19,7 @@ import pytest
 
 from emulator import EmulatorServer
 from emulator.testing import Control, EmulatorAccount
-from vastai import (
+from vastclient import (
     ApiError,
     AuthError,
     CreateOutcomeUnknownError,

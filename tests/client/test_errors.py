@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.client.conftest import Script, json_reply, text_reply
-from vastai import (
+from vastclient import (
     ApiError,
     AuthError,
     CreateOutcomeUnknownError,

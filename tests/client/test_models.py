@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from vastai import Charge, Instance, Offer, User
+from vastclient import Charge, Instance, Offer, User
 
 OFFER_ROW = {
     "id": "4242",

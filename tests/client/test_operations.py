@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.client.conftest import API_KEY, Script, body_of, json_reply, query_of, text_reply
-from vastai import (
+from vastclient import (
     AuthError,
     InvalidRequestError,
     MissingApiKeyError,

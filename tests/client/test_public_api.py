@@ -6,8 +6,8 @@ import inspect
 import re
 from pathlib import Path
 
-import vastai
-from vastai import errors
+import vastclient
+from vastclient import errors
 
 EXPECTED = {
     "DEFAULT_BASE_URL", "FAILED_STATUSES", "PENDING_STATUSES",
@@ -22,26 +22,26 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_all_is_exactly_the_public_api() -> None:
-    assert set(vastai.__all__) == EXPECTED
-    assert len(vastai.__all__) == len(set(vastai.__all__))
-    for name in vastai.__all__:
-        assert hasattr(vastai, name), name
+    assert set(vastclient.__all__) == EXPECTED
+    assert len(vastclient.__all__) == len(set(vastclient.__all__))
+    for name in vastclient.__all__:
+        assert hasattr(vastclient, name), name
 
 
 def test_every_error_is_exported_and_in_the_drawn_tree() -> None:
     classes = {name for name, obj in vars(errors).items() if inspect.isclass(obj) and issubclass(obj, errors.VastError)}
     assert classes == set(errors.__all__)
-    assert classes <= set(vastai.__all__)
+    assert classes <= set(vastclient.__all__)
     for name in classes:
         assert name in (errors.__doc__ or ""), f"{name} missing from the tree in errors' docstring"
 
 
 def test_client_options_are_keyword_only() -> None:
-    for fn in (vastai.VastClient.__init__, vastai.VastClient.create_instance, vastai.VastClient.list_instances):
+    for fn in (vastclient.VastClient.__init__, vastclient.VastClient.create_instance, vastclient.VastClient.list_instances):
         params = list(inspect.signature(fn).parameters.values())[1:]
         positional = [p.name for p in params if p.kind is not inspect.Parameter.KEYWORD_ONLY]
         assert positional in ([], ["offer_id"]), (fn.__name__, positional)
-    charges = inspect.signature(vastai.VastClient.charges).parameters
+    charges = inspect.signature(vastclient.VastClient.charges).parameters
     assert charges["types"].kind is inspect.Parameter.KEYWORD_ONLY
 
 
@@ -54,7 +54,7 @@ def _imports_httpx(path: Path) -> bool:
 
 
 def test_only_the_client_package_imports_httpx() -> None:
-    skip = {"vastai", "tests", "build", "node_modules"}
+    skip = {"vastclient", "tests", "build", "node_modules"}
     tops = [p for p in ROOT.iterdir() if p.name not in skip and not p.name.startswith(".")]
     files = [p for top in tops for p in ([top] if top.suffix == ".py" else top.rglob("*.py"))]
     offenders = sorted(str(p.relative_to(ROOT)) for p in files if _imports_httpx(p))
@@ -62,6 +62,6 @@ def test_only_the_client_package_imports_httpx() -> None:
 
 
 def test_within_the_package_only_the_transport_imports_httpx() -> None:
-    package = ROOT / "vastai"
+    package = ROOT / "vastclient"
     users = sorted(p.name for p in package.glob("*.py") if _imports_httpx(p))
     assert users == ["_http.py", "client.py"]  # client.py only for the `transport=` option's type

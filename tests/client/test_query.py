@@ -13,8 +13,8 @@ from pydantic import ValidationError
 
 from tests.client.conftest import Script, json_reply
 from tests.client.official import run_official
-from vastai import Offer, OfferQuery, VastClient, gpus
-from vastai.query import wire_gpu_name
+from vastclient import Offer, OfferQuery, VastClient, gpus
+from vastclient.query import wire_gpu_name
 
 CASES = [
     OfferQuery(),

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.client.conftest import FakeClock, Script, json_reply, text_reply
-from vastai import ApiError, AuthError, NotFoundError, QuotaExceededError, RateLimitedError, TransportError, VastClient
+from vastclient import ApiError, AuthError, NotFoundError, QuotaExceededError, RateLimitedError, TransportError, VastClient
 
 USER = "GET /api/v0/users/current"
 OK = json_reply(200, {"id": 7})
@@ -186,9 +186,9 @@ def test_each_request_gets_at_most_what_is_left_of_the_deadline(
 
 def test_each_request_is_logged_at_debug(script: Script, client: VastClient, caplog: pytest.LogCaptureFixture) -> None:
     script.on(USER, text_reply(503, "busy"), httpx.ReadTimeout("slow"), OK)
-    with caplog.at_level(logging.DEBUG, logger="vastai"):
+    with caplog.at_level(logging.DEBUG, logger="vastclient"):
         client.current_user()
-    lines = [r.getMessage() for r in caplog.records if r.name == "vastai"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "vastclient"]
     assert "GET /api/v0/users/current -> 503 (attempt 1, 0.000 s)" in lines
     assert "GET /api/v0/users/current -> ReadTimeout (attempt 2, 0.000 s)" in lines
     assert "GET /api/v0/users/current -> 200 (attempt 3, 0.000 s)" in lines

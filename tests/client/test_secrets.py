@@ -20,8 +20,8 @@ import httpx
 import pytest
 
 from tests.client.conftest import API_KEY, Script, json_reply, text_reply
-from vastai import MissingApiKeyError, OfferQuery, VastClient, VastError
-from vastai.errors import CreateOutcomeUnknownError
+from vastclient import MissingApiKeyError, OfferQuery, VastClient, VastError
+from vastclient.errors import CreateOutcomeUnknownError
 
 
 def assert_clean(err: BaseException) -> None:

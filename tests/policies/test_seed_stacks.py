@@ -17,7 +17,7 @@ from fleet.declaration import parse_fleet
 from policies.names import RuleName
 from policies.rules import RULES
 from tests.policies.fakes import block, collect, quote, resource_args, stack_args
-from vastai.gpus import normalize
+from vastclient.gpus import normalize
 
 STACKS = Path(__file__).resolve().parents[2] / "stacks"
 TEAMS = ["ml-research", "ml-engineering", "data-science"]

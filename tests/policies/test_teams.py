@@ -15,7 +15,7 @@ from fleet.declaration import parse_fleet
 from policies.rules import RULES
 from policies.teamfile import load_team_file
 from tests.policies.fakes import block, collect, quote, resource_args, stack_args
-from vastai.gpus import normalize
+from vastclient.gpus import normalize
 from vastguard.teams import TeamError, TeamExistsError, add_team, register
 
 

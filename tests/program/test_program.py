@@ -51,7 +51,7 @@ def test_declares_one_resource_per_instance_with_ownership_tags() -> Any:
     mocks = configure("ml-engineering", "ml-engineering", FLEET)
     from program.fleet_program import run
 
-    run()
+    instances = run()
 
     def check(_: Any) -> None:
         instances = [r for r in mocks.resources if r.typ == INSTANCE_TYPE]
@@ -64,7 +64,7 @@ def test_declares_one_resource_per_instance_with_ownership_tags() -> Any:
         # The pickled provider carries no key and no client.
         assert "apiKey" not in str(train.inputs["__provider"])
 
-    return pulumi.Output.from_input(mocks.resources).apply(check)
+    return pulumi.Output.all(*[i.urn for i in instances.values()]).apply(check)
 
 
 def test_invalid_fleet_names_stack_group_and_field() -> None:

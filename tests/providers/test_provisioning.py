@@ -14,7 +14,7 @@ import pytest
 from fleet.instance import InstanceSpec
 from providers import provisioning
 from providers.provisioning import ProvisioningError, Waiter, compose_label, ownership_tag, rent, tag_of
-from vastai import Instance, Offer, OfferQuery, OfferUnavailableError
+from vastclient import Instance, Offer, OfferQuery, OfferUnavailableError
 
 KNOWN = ["RTX 4090", "RTX 3090", "A100 PCIE", "A100 SXM4"]
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 from reports.models import InstanceTimeline, Segment
 from reports.reconcile import reconcile
 from tests.reports.conftest import utc
-from vastai.models import Charge
+from vastclient.models import Charge
 
 
 def tl(iid: int, team: str, rate: str | None, *, hours: int = 10) -> InstanceTimeline:

@@ -25,7 +25,7 @@ from reports.render.table import audit_table, chargeback_table, reconcile_tables
 from reports.sources import open_source
 from tests.reports.conftest import utc
 from tests.reports.scenarios import MONTH, NOW, november
-from vastai.models import Charge
+from vastclient.models import Charge
 
 Golden = Callable[[str, str | bytes], None]
 

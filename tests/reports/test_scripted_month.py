@@ -22,7 +22,7 @@ from reports.sources import open_source
 from reports.synthetic import Rented, StackWriter, billed
 from tests.reports.conftest import utc
 from tests.reports.scenarios import MONTH, NOW, november
-from vastai.models import Charge
+from vastclient.models import Charge
 
 START, END = month_range(MONTH)
 

@@ -1,15 +1,15 @@
 """vastguard's typed client for the Vast.ai REST API.
 
 The one package that speaks HTTP to Vast (and the only one importing httpx). Everything it raises is a
-`vastai.errors.VastError` (the tree is drawn in that module), with the API key redacted.
+`vastclient.errors.VastError` (the tree is drawn in that module), with the API key redacted.
 
     with VastClient() as vast:                       # key from VAST_API_KEY, URL from VAST_URL
         offers = vast.search_offers(OfferQuery(gpu_names="RTX_4090", max_dph=0.6))
         instance_id = vast.create_instance(offers[0].id, image="pytorch/pytorch", disk_gb=20, label="team-a-1")
 """
 
-from vastai.client import DEFAULT_BASE_URL, ChargeType, VastClient
-from vastai.errors import (
+from vastclient.client import DEFAULT_BASE_URL, ChargeType, VastClient
+from vastclient.errors import (
     ApiError,
     AuthError,
     CreateOutcomeUnknownError,
@@ -23,8 +23,8 @@ from vastai.errors import (
     UnexpectedResponseError,
     VastError,
 )
-from vastai.gpus import UnknownGpuError
-from vastai.models import (
+from vastclient.gpus import UnknownGpuError
+from vastclient.models import (
     FAILED_STATUSES,
     PENDING_STATUSES,
     Charge,
@@ -35,7 +35,7 @@ from vastai.models import (
     Offer,
     User,
 )
-from vastai.query import OfferQuery, OfferType
+from vastclient.query import OfferQuery, OfferType
 
 __all__ = [
     "DEFAULT_BASE_URL",

@@ -1,4 +1,4 @@
-"""The only module that touches httpx: one HTTP exchange, its translation to `vastai.errors`, and retries.
+"""The only module that touches httpx: one HTTP exchange, its translation to `vastclient.errors`, and retries.
 
 `Transport.send` is the translation boundary: every httpx exception and every non-2xx status becomes a
 `Failure` holding one of our errors, built from plain strings (never chained to the httpx exception,
@@ -24,7 +24,7 @@ from urllib.parse import quote_plus
 import httpx
 from pydantic import SecretStr
 
-from vastai.errors import (
+from vastclient.errors import (
     ApiError,
     AuthError,
     NotFoundError,
@@ -36,7 +36,7 @@ from vastai.errors import (
     VastError,
 )
 
-log = logging.getLogger("vastai")
+log = logging.getLogger("vastclient")
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 """As the official client: rate limits and gateway errors that usually clear. Never 500 or other 4xx."""

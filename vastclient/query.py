@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from vastai.gpus import normalize
-from vastai.models import Offer
+from vastclient.gpus import normalize
+from vastclient.models import Offer
 
 __all__ = ["DEFAULT_STORAGE_GB", "OfferQuery", "OfferType", "wire_gpu_name"]
 

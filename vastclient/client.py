@@ -17,8 +17,8 @@ from typing import Any, Literal, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from vastai._http import Deadline, Failure, RetryPolicy, Transport
-from vastai.errors import (
+from vastclient._http import Deadline, Failure, RetryPolicy, Transport
+from vastclient.errors import (
     CreateOutcomeUnknownError,
     InvalidRequestError,
     MissingApiKeyError,
@@ -27,15 +27,15 @@ from vastai.errors import (
     UnexpectedResponseError,
     VastError,
 )
-from vastai.models import Charge, Instance, Offer, User
-from vastai.query import OfferQuery
+from vastclient.models import Charge, Instance, Offer, User
+from vastclient.query import OfferQuery
 
 __all__ = ["DEFAULT_BASE_URL", "ChargeType", "VastClient"]
 
-log = logging.getLogger("vastai")
+log = logging.getLogger("vastclient")
 
 DEFAULT_BASE_URL = "https://console.vast.ai"
-_USER_AGENT = "vastguard-vastai/0.1"
+_USER_AGENT = "vastguard-vastclient/0.1"
 _INSTANCE_PAGE = 25  # the v1 list endpoint's maximum page size
 _CHARGE_PAGE = 100  # the charges endpoint's maximum page size
 _MAX_PAGES = 10_000
@@ -128,7 +128,7 @@ class VastClient:
     # -- marketplace -----------------------------------------------------------------------------------
 
     def gpu_names(self) -> list[str]:
-        """The GPU names the marketplace knows, in its spelling (for `vastai.gpus.resolve`)."""
+        """The GPU names the marketplace knows, in its spelling (for `vastclient.gpus.resolve`)."""
         data = self._t.call("GET", "/api/v0/gpu_names/unique/", deadline=self._deadline())
         names = _field(data, "gpu_names", "GET /api/v0/gpu_names/unique/")
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):

@@ -1,0 +1,1 @@
+"""Benchmarks, one module per component: `python -m bench.<name>`."""
