@@ -41,10 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     pulumi.add_argument("pulumi_args", nargs=argparse.REMAINDER)
     pulumi.set_defaults(func=_pulumi_command)
 
+    from reports import cli as reports_cli
     from vastguard import demo, teams
 
     demo.register(sub)
     teams.register(sub)
+    reports_cli.register(sub)
     return parser
 
 
