@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from tests.e2e.conftest import TeamEnv
@@ -72,6 +74,21 @@ def test_fleet_lifecycle(team_env: Callable[[str], TeamEnv]) -> None:
 
     env.ws.destroy("data-science")
     assert env.live() == []
+    assert_key_nowhere(env)
+
+
+def assert_key_nowhere(env: TeamEnv) -> None:
+    """The team's key: not in the state file, history, checkpoints or backups, plaintext or gzipped."""
+    state_dir = Path(env.ws.cli.env["PULUMI_BACKEND_URL"].removeprefix("file://"))
+    files = [p for p in state_dir.rglob("*") if p.is_file()]
+    assert any("history" in p.name for p in files)
+    assert any("checkpoint" in p.name for p in files)
+    for path in files:
+        raw = path.read_bytes()
+        text = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+        assert env.api_key.encode() not in text, path
+    # And the stack config holds it only encrypted.
+    assert env.api_key not in env.ws.stack_file(env.team).read_text()
 
 
 def _instances_in_state(env: TeamEnv) -> list[dict[str, Any]]:
