@@ -1,0 +1,113 @@
+"""The dynamic provider's methods called directly against the emulator over real HTTP (no engine).
+
+The engine end-to-end tests (tests/e2e) cover the same paths through Pulumi; these pin down each method's
+contract precisely and quickly: check's validation and quote, create/read/update/delete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from emulator import EmulatorServer
+from emulator.testing import EmulatorAccount
+from fleet.instance import InstanceSpec
+from providers import provisioning
+from providers.settings import ProviderSettings
+from providers.vast_instance import VastInstanceProvider
+
+
+@pytest.fixture
+def provider(emulator: EmulatorServer, emulator_account: Callable[..., EmulatorAccount]
+             ) -> tuple[VastInstanceProvider, EmulatorAccount]:
+    account = emulator_account(balance=100)
+    p = VastInstanceProvider()
+    p._settings = ProviderSettings(api_key=account.api_key, base_url=emulator.url, provision_timeout=30)
+    return p, account
+
+
+def props(**changes: Any) -> dict[str, Any]:
+    spec = InstanceSpec(team="data-science", gpu_name="RTX_3090", image="jupyter/pytorch-notebook:latest",
+                        disk_gb=32, max_dph=0.30, label="data-science/notebook-0")
+    return {**spec.model_dump(), "ownership_tag": "vg:data-science/notebook-0", "__provider": "x", **changes}
+
+
+def test_check_adds_a_live_quote_within_the_cap(provider: tuple[VastInstanceProvider, EmulatorAccount]) -> None:
+    p, _ = provider
+    result = p.check({}, props())
+    assert result.failures == []
+    quote = result.inputs["quote"]
+    assert quote["gpu_name"] == "RTX 3090"
+    assert 0 < quote["dph_total"] <= 0.30
+    assert quote["matched"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "needle"),
+    [
+        ({"gpu_name": "RTX_9999"}, "gpu_name", "the marketplace knows: "),
+        ({"disk_gb": 4}, "disk_gb", "greater than or equal to 8"),
+        ({"max_dph": 0}, "max_dph", "greater than 0"),
+        ({"max_dph": 0.01}, "max_dph", "the cheapest matching offer now is $"),
+        ({"num_gpus": 0}, "num_gpus", "greater than or equal to 1"),
+        ({"state": "paused"}, "state", "'running' or 'stopped'"),
+    ],
+)
+def test_check_failures_name_the_field_and_the_fix(provider: tuple[VastInstanceProvider, EmulatorAccount],
+                                                  changes: dict[str, Any], field: str, needle: str) -> None:
+    p, _ = provider
+    result = p.check({}, props(**changes))
+    assert [f.property for f in result.failures] == [field]
+    assert needle in result.failures[0].reason
+
+
+def test_unchanged_instance_keeps_its_quote(provider: tuple[VastInstanceProvider, EmulatorAccount]) -> None:
+    p, _ = provider
+    old = props(quote={"offer_id": 1, "gpu_name": "RTX 3090", "dph_total": 0.2, "storage_cost": 0.1,
+                       "matched": 3, "quoted_at": "2026-01-01T00:00:00+00:00"})
+    result = p.check(old, props())
+    assert result.inputs["quote"] == old["quote"]
+
+
+def test_create_read_update_delete(provider: tuple[VastInstanceProvider, EmulatorAccount],
+                                   emulator: EmulatorServer) -> None:
+    p, account = provider
+    checked = p.check({}, props()).inputs
+    created = p.create(checked)
+    outs = created.outs
+    assert outs is not None
+    assert outs["status"] == "running"
+    assert str(provisioning.tag_of(outs["vast_label"])).startswith("vg:data-science/notebook-0#")
+    instance_id = int(created.id)
+
+    read = p.read(created.id, outs)
+    assert read.id == created.id
+    assert read.outs is not None
+    assert read.outs["state"] == "running"
+
+    stopped = p.update(created.id, outs, {**outs, "state": "stopped", "label": "parked"})
+    assert stopped.outs is not None
+    assert stopped.outs["status"] == "stopped"
+    assert stopped.outs["vast_label"].startswith("parked [vg:data-science/notebook-0#")
+
+    assert p.diff(created.id, outs, {**outs, "state": "stopped"}).replaces == []
+    assert p.diff(created.id, outs, {**outs, "gpu_name": "RTX_4090"}).replaces == ["gpu_name"]
+    assert p.diff(created.id, outs, {**outs, "__provider": "changed", "quote": None}).changes is False
+
+    p.delete(created.id, outs)
+    assert p.read(created.id, outs).id == ""
+    p.delete(created.id, outs)  # already gone: not an error
+    owner = next(a for a in emulator.market.state.accounts.values() if a.id == account.id)
+    assert instance_id not in {i.id for i in emulator.market.all_instances(owner)[0]}
+
+
+def test_provider_pickles_without_key_or_client(provider: tuple[VastInstanceProvider, EmulatorAccount]) -> None:
+    import dill
+
+    p, account = provider
+    blob = dill.dumps(p)
+    assert account.api_key.encode() not in blob
+    restored = dill.loads(blob)  # noqa: S301 -- our own bytes, as the engine does with __provider
+    assert restored._settings is None
