@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager
 from datetime import date
 from typing import Protocol
 
+from vastclient.errors import VastError
 from vastclient.models import Charge
 
 API_KEY_CONFIG = "vastai:apiKey"
@@ -37,12 +38,9 @@ def env_name(team: str) -> str:
 
 
 def vast_client_factory(api_key: str, base_url: str | None) -> AbstractContextManager[ChargesClient]:
-    try:
-        from vastclient import VastClient  # type: ignore[attr-defined,unused-ignore]
-    except ImportError as err:
-        raise ChargesError(f"the Vast.ai client package is not available: {err}") from None
-    client: AbstractContextManager[ChargesClient] = VastClient(api_key=api_key, base_url=base_url)
-    return client
+    from vastclient import VastClient
+
+    return VastClient(api_key=api_key, base_url=base_url)
 
 
 class KeyResolver:
@@ -73,8 +71,6 @@ def fetch_charges(teams: Mapping[str, Sequence[str]], *, start_day: date, end_da
         try:
             with factory(key, base_url) as client:
                 out[team] = list(client.charges(start_day, end_day))
-        except ChargesError:
-            raise
-        except Exception as err:  # the client's own error types; their messages are key-free by contract
+        except VastError as err:  # the client redacts the key from every message it builds
             raise ChargesError(f"fetching charges of team {team!r} failed: {err}") from None
     return out

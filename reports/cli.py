@@ -171,7 +171,8 @@ def _emit_table(renderables: Sequence[Any], args: argparse.Namespace, out: TextI
 # --- commands -----------------------------------------------------------------------------------------------
 
 
-def run_audit(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run_audit(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout  # resolved per call: tests and callers may swap sys.stdout
     folds = _folds(args)
     report = audit_report(folds, generated_at=_now(args),
                           since=parse_moment(args.since) if args.since else None,
@@ -196,7 +197,8 @@ def _spend_range(args: argparse.Namespace, now: datetime) -> tuple[datetime, dat
     return start, end
 
 
-def run_spend(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run_spend(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout  # resolved per call: tests and callers may swap sys.stdout
     now = _now(args)
     start, end = _spend_range(args, now)
     folds = _folds(args)
@@ -215,7 +217,8 @@ def run_spend(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     return 0
 
 
-def run_chargeback(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run_chargeback(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout  # resolved per call: tests and callers may swap sys.stdout
     month = parse_month(args.month)
     now = _now(args)
     folds = _folds(args)
@@ -252,8 +255,9 @@ def _reconcile_days(args: argparse.Namespace, now: datetime) -> tuple[date, date
     return first, last
 
 
-def run_reconcile(args: argparse.Namespace, out: TextIO = sys.stdout,
+def run_reconcile(args: argparse.Namespace, out: TextIO | None = None,
                   factory: ClientFactory = vast_client_factory) -> int:
+    out = out or sys.stdout
     now = _now(args)
     first, last = _reconcile_days(args, now)
     try:

@@ -29,6 +29,9 @@ from reports.models import (
 )
 
 MICROS_PER_HOUR = Decimal(3_600_000_000)
+PRECISION = Decimal("1e-10")
+"""Costs are kept to 1e-10 $: far below any bill (Vast's own items are micro-dollars) and short enough that a
+JSON amount reads as a number, not as 28 digits of a repeating fraction."""
 
 
 @dataclass(frozen=True)
@@ -49,11 +52,11 @@ class CostSlice:
 
 
 def hours(micros: int) -> Decimal:
-    return Decimal(micros) / MICROS_PER_HOUR
+    return (Decimal(micros) / MICROS_PER_HOUR).quantize(PRECISION)
 
 
 def cost(hourly: Decimal | None, micros: int) -> Decimal | None:
-    return None if hourly is None else hourly * Decimal(micros) / MICROS_PER_HOUR
+    return None if hourly is None else (hourly * Decimal(micros) / MICROS_PER_HOUR).quantize(PRECISION)
 
 
 def _micros(delta: timedelta) -> int:

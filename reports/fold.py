@@ -104,12 +104,12 @@ class _Clock:
 
     def observe(self, snapshot: Snapshot, record: UpdateRecord) -> None:
         self.sampled_now = False
-        start = record.start_time - _WINDOW_SLACK
-        end = (record.end_time or snapshot.written_at or record.start_time) + _WINDOW_SLACK
+        start = (record.start_time - _WINDOW_SLACK).timestamp()
+        end = ((record.end_time or snapshot.written_at or record.start_time) + _WINDOW_SLACK).timestamp()
         best: tuple[float, float] | None = None
         for res in snapshot.instances:
             vast, local = res.outputs.vast_seen_at, res.outputs.local_seen_at
-            if vast is None or local is None or not start <= _epoch(local) <= end:
+            if vast is None or local is None or not start <= local <= end:
                 continue
             if best is None or local > best[1]:
                 best = (vast, local)
@@ -130,6 +130,7 @@ class _Open:
     name: str
     instance_id: int | None
     team: str
+    resource: InstanceResource
     props: InstanceProps
     component: ComponentName
     hourly: Decimal | None
@@ -188,7 +189,7 @@ class _StackFolder:
             created, basis = self.clock.to_vast(res.created or record.start_time), "update"
         component = component_of(props)
         team = props.team or snapshot.team or self.team or self.stack
-        opened = _Open(name=res.name, instance_id=props.instance_id, team=team, props=props,
+        opened = _Open(name=res.name, instance_id=props.instance_id, team=team, resource=res, props=props,
                        component=component, hourly=rate_of(props, component), since=created, since_basis=basis)
         if props.vast_state_since is not None and _epoch(props.vast_state_since) > created:
             # Provisioning (image pull) is billed as storage until the recorded state took effect.
@@ -210,7 +211,7 @@ class _StackFolder:
                 wall = res.modified or snapshot.written_at or record.end_time or record.start_time
                 at, basis = self.clock.to_vast(wall), "update"
             opened.switch(at, basis, component, rate)
-        opened.props = new
+        opened.props, opened.resource = new, res
         opened.team = new.team or opened.team
 
     def add(self, entry: HistoryEntry) -> None:
@@ -225,6 +226,8 @@ class _StackFolder:
                 current.setdefault(res.key, res)
             for key, res in current.items():
                 opened = self.open.get(key)
+                if opened is not None and opened.resource is res:
+                    continue  # the reader reused it: unchanged since the previous checkpoint
                 if opened is None:
                     self.open[key] = self._created(res, record, snapshot)
                     changes.append(InstanceChange(name=res.name, instance_id=res.outputs.instance_id,

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -36,23 +38,12 @@ class StateFormatError(ValueError):
     """A history or checkpoint file that is not what Pulumi writes; the message names the file."""
 
 
-def _unsecret(value: Any) -> Any:
-    """A secret (or any non-scalar where a scalar belongs) is unknown to a report: None."""
-    if isinstance(value, dict):
-        return None
-    return value
-
-
 def _epoch_or_iso(value: Any) -> Any:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return datetime.fromtimestamp(value, UTC)
     return value
 
 
-Scalar = BeforeValidator(_unsecret)
-OptFloat = Annotated[float | None, Scalar]
-OptInt = Annotated[int | None, Scalar]
-OptStr = Annotated[str | None, Scalar]
 Timestamp = Annotated[datetime, BeforeValidator(_epoch_or_iso)]
 
 
@@ -81,21 +72,26 @@ class InstanceProps(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    team: OptStr = None
-    gpu_name: OptStr = None
-    num_gpus: OptInt = None
-    disk_gb: OptFloat = None
-    state: OptStr = None
-    status: OptStr = None
-    label: OptStr = None
-    instance_id: OptInt = None
-    dph_total: OptFloat = None
-    storage_cost: OptFloat = None
-    start_date: OptFloat = None
-    vast_created_at: OptFloat = None
-    vast_state_since: OptFloat = None
-    vast_seen_at: OptFloat = None
-    local_seen_at: OptFloat = None
+    team: str | None = None
+    gpu_name: str | None = None
+    num_gpus: int | None = None
+    disk_gb: float | None = None
+    state: str | None = None
+    status: str | None = None
+    label: str | None = None
+    instance_id: int | None = None
+    dph_total: float | None = None
+    storage_cost: float | None = None
+    start_date: float | None = None
+    vast_created_at: float | None = None
+    vast_state_since: float | None = None
+    vast_seen_at: float | None = None
+    local_seen_at: float | None = None
+
+    @classmethod
+    def without_secrets(cls, outputs: dict[str, Any]) -> dict[str, Any]:
+        """A secret (or any object where a scalar belongs) is unknown to a report: None, never a guess."""
+        return {k: None if isinstance(v, dict) and k in cls.model_fields else v for k, v in outputs.items()}
 
 
 class InstanceResource(BaseModel):
@@ -115,7 +111,7 @@ class InstanceResource(BaseModel):
     def name(self) -> str:
         return self.urn.rsplit("::", 1)[-1]
 
-    @property
+    @cached_property
     def key(self) -> str:
         """Identity across checkpoints: the Vast instance id. A replacement keeps the URN but gets a new id."""
         if self.outputs.instance_id is not None:
@@ -168,7 +164,20 @@ def parse_update(raw: Any, *, name: str) -> UpdateRecord:
         raise StateFormatError(f"{name} is not a Pulumi update record: {err}") from None
 
 
-def parse_checkpoint(raw: Any, *, name: str) -> Snapshot:
+def parse_instance(resource: dict[str, Any]) -> InstanceResource:
+    try:
+        return InstanceResource.model_validate(resource)
+    except ValidationError:
+        # Rare: a secret output. Validating the common case without per-field Python hooks is what keeps
+        # parsing a 2,000-update history close to the cost of json.loads.
+        outputs = resource.get("outputs")
+        if not isinstance(outputs, dict):
+            raise
+        return InstanceResource.model_validate({**resource, "outputs": InstanceProps.without_secrets(outputs)})
+
+
+def parse_checkpoint(raw: Any, *, name: str,
+                     instance: Callable[[dict[str, Any]], InstanceResource] = parse_instance) -> Snapshot:
     """A checkpoint file (`{"version": 3, "checkpoint": {"latest": deployment}}`) or a bare deployment as
     `pulumi stack export` prints it (`{"version": 3, "deployment": deployment}`)."""
     if not isinstance(raw, dict):
@@ -182,17 +191,18 @@ def parse_checkpoint(raw: Any, *, name: str) -> Snapshot:
         latest = checkpoint.get("latest") or {}
     if not isinstance(latest, dict):
         raise StateFormatError(f"{name}: `latest` is not an object")
-    return parse_deployment(latest, name=name)
+    return parse_deployment(latest, name=name, instance=instance)
 
 
-def parse_deployment(latest: dict[str, Any], *, name: str) -> Snapshot:
+def parse_deployment(latest: dict[str, Any], *, name: str,
+                     instance: Callable[[dict[str, Any]], InstanceResource] = parse_instance) -> Snapshot:
     team: str | None = None
     instances: list[InstanceResource] = []
     try:
         for resource in latest.get("resources") or ():
             rtype = resource.get("type")
             if rtype == INSTANCE_TYPE:
-                instances.append(InstanceResource.model_validate(resource))
+                instances.append(instance(resource))
             elif rtype == STACK_TYPE:
                 value = (resource.get("outputs") or {}).get("team")
                 team = value if isinstance(value, str) else None
@@ -205,3 +215,33 @@ def parse_deployment(latest: dict[str, Any], *, name: str) -> Snapshot:
         )
     except (ValidationError, ValueError, AttributeError) as err:
         raise StateFormatError(f"{name} has an unexpected resource shape: {err}") from None
+
+
+class CheckpointParser:
+    """Parses a stack's successive checkpoints, reusing the parsed resource when its state is unchanged.
+
+    Consecutive checkpoints of a long history repeat almost every resource verbatim (an update touches a few
+    instances of a fleet); comparing the raw JSON objects is a C-level dict comparison, far cheaper than
+    validating them again, and the fold recognises the reused object and skips it too."""
+
+    def __init__(self) -> None:
+        self._previous: dict[tuple[Any, Any], tuple[tuple[Any, ...], InstanceResource]] = {}
+        self._current: dict[tuple[Any, Any], tuple[tuple[Any, ...], InstanceResource]] = {}
+
+    def checkpoint(self, raw: Any, *, name: str) -> Snapshot:
+        self._current = {}
+        snapshot = parse_checkpoint(raw, name=name, instance=self._remember)
+        self._previous = self._current
+        return snapshot
+
+    def _remember(self, resource: dict[str, Any]) -> InstanceResource:
+        key = (resource.get("urn"), resource.get("id"))
+        # Only what InstanceResource reads; inputs and stack traces can be large and tell nothing more.
+        state = (resource.get("outputs"), resource.get("modified"), resource.get("created"), resource.get("delete"))
+        seen = self._previous.get(key)
+        if seen is not None and seen[0] == state:
+            self._current[key] = seen
+            return seen[1]
+        parsed = parse_instance(resource)
+        self._current[key] = (state, parsed)
+        return parsed

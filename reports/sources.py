@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Protocol
 
 from reports.pulumi_state import (
+    CheckpointParser,
     HistoryEntry,
     Snapshot,
     UpdateRecord,
     decode_bytes,
-    parse_checkpoint,
     parse_update,
 )
 
@@ -188,12 +188,13 @@ class DiyHistory:
 
     def entries(self, ref: StackRef) -> Iterator[HistoryEntry]:
         files = self._list().get(ref, [])
+        parser = CheckpointParser()
         for sequence, (item, history, checkpoint) in enumerate(
                 _prefetch(files, self._load, self.bucket.parallelism), start=1):
             record = parse_update(decode_bytes(history, name=item.history), name=item.history)
             snapshot = None
             if checkpoint is not None and item.checkpoint is not None:
-                snapshot = parse_checkpoint(decode_bytes(checkpoint, name=item.checkpoint), name=item.checkpoint)
+                snapshot = parser.checkpoint(decode_bytes(checkpoint, name=item.checkpoint), name=item.checkpoint)
             yield HistoryEntry(project=ref.project, stack=ref.stack, sequence=sequence, record=record,
                                snapshot=snapshot)
 
@@ -236,19 +237,20 @@ class CliHistory:
     def count(self, ref: StackRef) -> int:
         return len(self._history(ref))
 
-    def _snapshot(self, ref: StackRef, version: int) -> Snapshot | None:
+    def _snapshot(self, ref: StackRef, version: int, parser: CheckpointParser) -> Snapshot | None:
         if version <= 0:
             return None
         try:
             out = self._run("stack", "export", "--version", str(version), stack=_cli_name(ref))
         except RuntimeError:
             return None  # no checkpoint for this version: the event stays in the audit, flagged
-        return parse_checkpoint(json.loads(out), name=f"{ref} version {version}")
+        return parser.checkpoint(json.loads(out), name=f"{ref} version {version}")
 
     def entries(self, ref: StackRef) -> Iterator[HistoryEntry]:
+        parser = CheckpointParser()
         for sequence, record in enumerate(self._history(ref), start=1):
             yield HistoryEntry(project=ref.project, stack=ref.stack, sequence=sequence, record=record,
-                               snapshot=self._snapshot(ref, record.version))
+                               snapshot=self._snapshot(ref, record.version, parser))
 
 
 def _cli_ref(name: str) -> StackRef:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -38,14 +38,18 @@ def test_an_open_segment_runs_to_now_or_the_end_of_the_range() -> None:
 
 
 def test_sums_are_exact_decimals_not_float_drift() -> None:
-    # 0.1 $/h for 1 second, 36,000 times: exactly $1.00; a float sum would be off.
+    # 0.36 $/h for 1 second, 35,400 times: exactly $3.54; a float sum of the seconds' costs would not be.
     start = utc(2026, 11, 1)
-    segs = [(start.replace(hour=h, minute=m, second=s), start.replace(hour=h, minute=m, second=s + 1), "running", "0.1")
-            for h in range(10) for m in range(60) for s in range(0, 59)]
+    second = timedelta(seconds=1)
+    segs = [(at, at + second, "running", "0.36")
+            for at in (start.replace(hour=h, minute=m, second=s) for h in range(10) for m in range(60)
+                       for s in range(59))]
     tl = timeline(*segs)
     report = spend_report([tl], start=start, end=utc(2026, 12, 1), now=utc(2026, 12, 1), granularity="month",
                           generated_at=start)
-    assert report.known == Decimal("0.1") * Decimal(len(segs)) / 3600
+    assert len(segs) == 35_400
+    assert report.known == Decimal("3.54")
+    assert sum([0.36 / 3600] * len(segs)) != 3.54
 
 
 def test_unknown_price_is_counted_not_summed_as_zero() -> None:

@@ -10,7 +10,14 @@ import pytest
 
 from reports.fold import VastClock, fold_stack
 from reports.models import StackFold
-from reports.pulumi_state import HistoryEntry, InstanceProps, InstanceResource, Snapshot, UpdateRecord
+from reports.pulumi_state import (
+    HistoryEntry,
+    InstanceProps,
+    InstanceResource,
+    Snapshot,
+    UpdateRecord,
+    parse_instance,
+)
 from reports.sources import StackRef, open_source
 from reports.synthetic import Rented, StackWriter
 from tests.reports.conftest import utc
@@ -137,7 +144,7 @@ def _entry(seq: int, resources: tuple[InstanceResource, ...], *, start_day: int)
 
 def test_secret_or_missing_prices_are_unknown_not_zero() -> None:
     secret = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "ciphertext": "v1:x"}
-    res = InstanceResource.model_validate({
+    res = parse_instance({
         "urn": "urn:pulumi:s::p::pulumi-python:dynamic/vastai:Instance::a", "id": "5",
         "outputs": {"instance_id": 5, "state": "running", "dph_total": secret,
                     "start_date": utc(2026, 11, 1).timestamp()},
