@@ -70,10 +70,12 @@ def test_reports_over_real_engine_history(team_env: Callable[[str], TeamEnv], tm
     env.emulator.market.clock.advance(3600)  # an hour of everyone's spend; the clock still runs with real time
 
     now = datetime.fromtimestamp(env.emulator.market.clock.now(), UTC)
-    monkeypatch.setenv(env_name(TEAM), env.api_key)
-    code, rec = report(["reconcile", "--backend", backend, "--since", began.strftime("%Y-%m-%d"), "--until",
-                        now.strftime("%Y-%m-%d"), "--vast-url", env.emulator.url, "--now", now.isoformat(),
-                        "--all"], tmp_path / "reconcile.json")
+    # The team's key is a Pulumi secret in its stack config: only the Pulumi CLI can decrypt it.
+    monkeypatch.delenv(env_name(TEAM), raising=False)
+    monkeypatch.setenv("PULUMI_HOME", env.ws.cli.env["PULUMI_HOME"])
+    code, rec = report(["reconcile", "--backend", backend, "--keys-from-pulumi", "--project-dir", str(env.ws.root),
+                        "--since", began.strftime("%Y-%m-%d"), "--until", now.strftime("%Y-%m-%d"),
+                        "--vast-url", env.emulator.url, "--now", now.isoformat(), "--all"], tmp_path / "reconcile.json")
     assert code == EXIT_DIFFERENCES
     by_status: dict[str, list[dict[str, Any]]] = {}
     for row in rec["rows"]:
