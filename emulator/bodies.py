@@ -12,7 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, model_validator
 
 from emulator.catalogue import Verification
 
@@ -28,8 +28,8 @@ class CreateInstanceBody(BaseModel):
     client_id: str | None = "me"
     image: str | None = None
     env: dict[str, Any] | None = None
-    price: float | None = None
-    disk: float = 10.0  # the official CLI's default when --disk is not given
+    price: FiniteFloat | None = None
+    disk: FiniteFloat = 10.0  # the official CLI's default when --disk is not given
     label: str | None = None
     extra: str | None = None
     onstart: str | None = None
@@ -104,10 +104,10 @@ class OfferBody(_Control):
     num_gpus: int = Field(default=1, ge=1, le=16)
     dph_base: Decimal | None = Field(default=None, ge=0)
     storage_cost: Decimal = Field(default=Decimal("0.15"), ge=0)
-    reliability: float = Field(default=0.99, ge=0, le=1)
+    reliability: FiniteFloat = Field(default=0.99, ge=0, le=1)
     verification: Verification = "verified"
     geolocation: str = "Oregon, US"
-    disk_space: float = Field(default=500.0, gt=0)
+    disk_space: FiniteFloat = Field(default=500.0, gt=0, le=1_000_000)
     rentable: bool = True
     external: bool = False
 
@@ -132,16 +132,20 @@ class BalanceBody(_Control):
         return self
 
 
-class ClockBody(_Control):
-    """Applied in this order: `set` (epoch seconds or ISO-8601), `freeze`, `advance` (seconds, >= 0)."""
+TEN_YEARS = 10 * 366 * 86400.0
 
-    set: float | str | None = None
+
+class ClockBody(_Control):
+    """Applied in this order: `set` (epoch seconds or ISO-8601, within 2000-2100), `freeze`, `advance`
+    (seconds, 0 to ten years: billing replays every day it skips, so the jump is bounded)."""
+
+    set: FiniteFloat | str | None = None
     freeze: bool | None = None
-    advance: float | None = Field(default=None, ge=0)
+    advance: FiniteFloat | None = Field(default=None, ge=0, le=TEN_YEARS)
 
 
 class ConfigBody(_Control):
-    provision_delay: float | None = Field(default=None, ge=0)
+    provision_delay: FiniteFloat | None = Field(default=None, ge=0, le=7 * 86400)
     rate_limits: bool | None = None
     latency_ms: int | None = Field(default=None, ge=0, le=60_000)
     strict_search: bool | None = None
@@ -163,7 +167,7 @@ class FaultBody(_Control):
     status: int = Field(default=500, ge=0, le=599)
     body: Any = None
     headers: dict[str, str] = Field(default_factory=dict)
-    probability: float = Field(default=1.0, ge=0, le=1)
+    probability: FiniteFloat = Field(default=1.0, ge=0, le=1)
     latency_ms: int = Field(default=0, ge=0, le=120_000)
     count: int | None = Field(default=None, ge=1)
     phase: Phase = "before"

@@ -367,6 +367,7 @@ class MarketBackend:
             return s.billed_until
         live = self._live()
         t = s.billed_until
+        stalled = 0
         while live and t < now:
             t_next = now
             for inst in live:
@@ -382,6 +383,9 @@ class MarketBackend:
                     t_next, exhausted = t_zero, [account_id]
                 elif t_zero == t_next:
                     exhausted.append(account_id)
+            stalled = stalled + 1 if t_next <= t else 0
+            if stalled > len(live) + 2:  # every event at t has been handled; another lap would be a hang
+                raise RuntimeError(f"billing replay made no progress at t={t}")
             self._accrue(live, t, t_next)
             t = t_next
             for inst in live:
@@ -689,11 +693,11 @@ class MarketBackend:
                         lines.append(ChargeLine(day=d.model_copy(),
                                                 instance=self.state.instances[d.instance_id].model_copy()))
             lines.sort(key=lambda line: (line.day.day, line.day.instance_id), reverse=query.latest_first)
+            total = len(lines)  # of the whole query, the same on every page
             if query.after is not None:
                 after = query.after
                 lines = [ln for ln in lines
                          if compare_keys([ln.day.day, ln.day.instance_id], after, order) > 0]
-            total = len(lines)
             page = lines[: query.limit]
             token = (encode_token(order, [page[-1].day.day, page[-1].day.instance_id])
                      if len(lines) > len(page) and page else None)
@@ -865,17 +869,23 @@ class MarketBackend:
             return self.state.model_copy(deep=True)
 
 
+EARLIEST, LATEST = 946_684_800.0, 4_102_444_800.0  # 2000-01-01, 2100-01-01
+
+
 def _epoch(value: float | str) -> float:
     if isinstance(value, float | int):
-        return float(value)
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidArgs(f"clock set must be epoch seconds or ISO-8601; got {value!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+        when = float(value)
+    else:
+        try:
+            when = float(value)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                raise InvalidArgs(f"clock set must be epoch seconds or ISO-8601; got {value!r}") from None
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            when = parsed.timestamp()
+    if not EARLIEST <= when <= LATEST:
+        raise InvalidArgs("clock set must be between 2000-01-01 and 2100-01-01")
+    return when

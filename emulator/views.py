@@ -169,7 +169,6 @@ def instance_row(inst: Instance, now: float) -> dict[str, Any]:
         "cuda_max_good": o.cuda_max_good,
         "driver_version": o.driver_version,
         "volume_info": [],
-        "rentable": True,
     }
 
 
