@@ -37,7 +37,8 @@ def test_every_error_is_exported_and_in_the_drawn_tree() -> None:
 
 
 def test_client_options_are_keyword_only() -> None:
-    for fn in (vastclient.VastClient.__init__, vastclient.VastClient.create_instance, vastclient.VastClient.list_instances):
+    client = vastclient.VastClient
+    for fn in (client.__init__, client.create_instance, client.list_instances):
         params = list(inspect.signature(fn).parameters.values())[1:]
         positional = [p.name for p in params if p.kind is not inspect.Parameter.KEYWORD_ONLY]
         assert positional in ([], ["offer_id"]), (fn.__name__, positional)

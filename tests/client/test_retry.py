@@ -9,7 +9,15 @@ import httpx
 import pytest
 
 from tests.client.conftest import FakeClock, Script, json_reply, text_reply
-from vastclient import ApiError, AuthError, NotFoundError, QuotaExceededError, RateLimitedError, TransportError, VastClient
+from vastclient import (
+    ApiError,
+    AuthError,
+    NotFoundError,
+    QuotaExceededError,
+    RateLimitedError,
+    TransportError,
+    VastClient,
+)
 
 USER = "GET /api/v0/users/current"
 OK = json_reply(200, {"id": 7})

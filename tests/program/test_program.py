@@ -8,7 +8,7 @@ from typing import Any
 
 import pulumi
 import pytest
-from pulumi.runtime import Mocks, MockResourceArgs, MockCallArgs
+from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks
 
 from fleet.instance import INSTANCE_TYPE
 
@@ -46,7 +46,7 @@ def _reset_config() -> Iterator[None]:
     pulumi.runtime.set_all_config({})
 
 
-@pulumi.runtime.test
+@pulumi.runtime.test  # type: ignore[untyped-decorator]
 def test_declares_one_resource_per_instance_with_ownership_tags() -> Any:
     mocks = configure("ml-engineering", "ml-engineering", FLEET)
     from program.fleet_program import run
