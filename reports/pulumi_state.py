@@ -217,6 +217,9 @@ def parse_deployment(latest: dict[str, Any], *, name: str,
         raise StateFormatError(f"{name} has an unexpected resource shape: {err}") from None
 
 
+_PROPS = tuple(InstanceProps.model_fields)
+
+
 class CheckpointParser:
     """Parses a stack's successive checkpoints, reusing the parsed resource when its state is unchanged.
 
@@ -236,8 +239,10 @@ class CheckpointParser:
 
     def _remember(self, resource: dict[str, Any]) -> InstanceResource:
         key = (resource.get("urn"), resource.get("id"))
-        # Only what InstanceResource reads; inputs and stack traces can be large and tell nothing more.
-        state = (resource.get("outputs"), resource.get("modified"), resource.get("created"), resource.get("delete"))
+        # Only what InstanceResource reads: the rest (inputs, stack traces, outputs we ignore) tells nothing more.
+        outputs = resource.get("outputs")
+        read = tuple(map(outputs.get, _PROPS)) if isinstance(outputs, dict) else outputs
+        state = (read, resource.get("modified"), resource.get("created"), resource.get("delete"))
         seen = self._previous.get(key)
         if seen is not None and seen[0] == state:
             self._current[key] = seen

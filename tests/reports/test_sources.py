@@ -239,3 +239,17 @@ def test_s3_without_credentials_says_which_variables(monkeypatch: pytest.MonkeyP
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
     with pytest.raises(SourceError, match="AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"):
         open_source("s3://state/prefix")
+
+
+def test_unchanged_resources_are_parsed_once_and_changes_are_not_missed(tmp_path: Path) -> None:
+    w = StackWriter(tmp_path, "s", "t")
+    w.rent(Rented("a", 1, "RTX 4090", 0.4))
+    w.rent(Rented("b", 2, "RTX 4090", 0.4))
+    w.record(start=utc(2026, 11, 1))
+    w.set_state("b", "stopped")
+    w.record(start=utc(2026, 11, 2))
+    first, second = (e.snapshot for e in open_source(f"file://{tmp_path}").entries(StackRef("vastguard", "s")))
+    assert first is not None and second is not None
+    assert second.instances[0] is first.instances[0]  # `a` untouched: the same parsed object
+    assert second.instances[1] is not first.instances[1]
+    assert second.instances[1].outputs.state == "stopped"
