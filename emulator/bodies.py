@@ -176,6 +176,9 @@ class FaultBody(_Control):
 
     @model_validator(mode="after")
     def _shape(self) -> FaultBody:
+        for name, value in self.headers.items():
+            if not (name.isascii() and value.isascii() and name.isprintable() and value.isprintable() and name):
+                raise ValueError("headers must be printable ASCII names and values (no line breaks)")
         if self.operation == "provision" and self.outcome is None:
             raise ValueError("a provision fault needs an outcome: stuck_loading or exited")
         if self.operation != "provision" and self.outcome is not None:

@@ -8,6 +8,7 @@ query parameter always comes back as a Vast-shaped 4xx, never a 500 with a trace
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -152,7 +153,9 @@ def current_user(call: Call) -> Response:
 
 def _search(call: Call, body: Any) -> Response:
     result = call.market.search_offers(call.user, parse_search(body))
-    headers = {"X-Emulator-Ignored-Filters": ",".join(result.ignored)} if result.ignored else {}
+    # Field names come from the client: keep the header to safe characters (no CR/LF, nothing non-latin-1).
+    names = [re.sub(r"[^A-Za-z0-9_.\-]", "?", name) for name in result.ignored]
+    headers = {"X-Emulator-Ignored-Filters": ",".join(names)} if names else {}
     return ok({"offers": [offer_row(q, result.now) for q in result.quotes]}, headers=headers)
 
 

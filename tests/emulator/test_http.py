@@ -356,3 +356,12 @@ def test_stop_hangs_up_on_keep_alive_connections() -> None:
     with pytest.raises((ConnectionError, RemoteDisconnected, OSError)):
         ask_again()
     conn.close()
+
+
+def test_client_text_never_breaks_headers(api: Api, emulator: EmulatorServer) -> None:
+    result = api("POST", "/api/v0/bundles/", body={"gpü\r\nX-Evil: 1": {"eq": 1}, "limit": 1})
+    assert result.status == 200
+    assert "x-evil" not in result.headers and result.headers["x-emulator-ignored-filters"] == "gp???X-Evil??1"
+    bad = http(emulator.url, "POST", "/_emulator/faults",
+               body={"operation": "user", "headers": {"X-Ok": "a\r\nX-Evil: 1"}})
+    assert bad.status == 400
