@@ -24,8 +24,8 @@ from reports.audit import audit_report
 from reports.charges import ChargesError, ClientFactory, KeyResolver, fetch_charges, vast_client_factory
 from reports.costing import chargeback_report, month_range, spend_report
 from reports.fold import VastClock, fold_stack
-from reports.models import StackFold
-from reports.pulumi_state import StateFormatError
+from reports.models import InstanceTimeline, StackFold
+from reports.pulumi_state import HistoryEntry, StateFormatError
 from reports.reconcile import reconcile
 from reports.render.delimited import audit_csv, invoice_csv, reconcile_csv, spend_csv
 from reports.render.document import to_json
@@ -120,7 +120,7 @@ def load_folds(source: HistorySource, refs: Sequence[StackRef], *, progress: boo
     folds = []
     with _progress(progress, total) as advance:
         for ref in refs:
-            def entries(ref: StackRef = ref) -> Iterator[Any]:
+            def entries(ref: StackRef = ref) -> Iterator[HistoryEntry]:
                 for entry in source.entries(ref):
                     advance(ref)
                     yield entry
@@ -148,7 +148,7 @@ def _now(args: argparse.Namespace) -> datetime:
     return parse_moment(args.now) if args.now else datetime.now(UTC)
 
 
-def _timelines(folds: Sequence[StackFold], teams: Sequence[str]) -> list[Any]:
+def _timelines(folds: Sequence[StackFold], teams: Sequence[str]) -> list[InstanceTimeline]:
     return [tl for f in folds for tl in f.timelines if not teams or tl.team in teams]
 
 

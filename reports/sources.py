@@ -292,19 +292,6 @@ def open_source(url: str, *, cli_runner: Runner | None = None,
     )
 
 
-def read_all(source: HistorySource, refs: Sequence[StackRef],
-             on_entry: Callable[[StackRef], None] | None = None) -> Iterator[tuple[StackRef, Iterator[HistoryEntry]]]:
-    """Each stack with its lazily read entries; `on_entry` is told of every entry read (progress)."""
-    for ref in refs:
-        def entries(ref: StackRef = ref) -> Iterator[HistoryEntry]:
-            for entry in source.entries(ref):
-                if on_entry is not None:
-                    on_entry(ref)
-                yield entry
-
-        yield ref, entries()
-
-
 def ensure_stacks(source: HistorySource, *, projects: Sequence[str] = (), stacks: Sequence[str] = ()) -> list[StackRef]:
     """The stacks to report on, filtered; an explicit filter matching nothing is an error, not an empty report."""
     refs = source.stacks()

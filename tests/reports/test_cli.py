@@ -111,3 +111,12 @@ def test_parse_moment_bounds() -> None:
     assert parse_moment("2026-11-30", end=True) == utc(2026, 12, 1)
     assert parse_moment("2026-11-30T10:00:00") == utc(2026, 11, 30, 10)
     assert parse_moment("2026-11-30T10:00:00+02:00") == utc(2026, 11, 30, 8)
+
+
+def test_progress_bar_counts_every_entry(backend: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from reports.cli import load_folds
+    from reports.sources import open_source
+
+    source = open_source(backend)
+    folds = load_folds(source, source.stacks(), progress=True)
+    assert sum(len(f.events) for f in folds) == sum(source.count(ref) for ref in source.stacks()) == 11
