@@ -317,6 +317,8 @@ class MarketBackend:
         self.requests = RequestLog()
         self.version = 0  # bumped on every mutation; the persister saves when it changes
         self._by_key = {a.key_sha256: a.id for a in state.accounts.values()}
+        self._spent: dict[int, Decimal] = {}
+        self._recount()
 
     @classmethod
     def fresh(cls, *, seed: int = 0, offers: int = catalogue.DEFAULT_OFFERS, config: EmulatorConfig | None = None,
@@ -353,10 +355,15 @@ class MarketBackend:
             return self._balance(account_id)
 
     def _balance(self, account_id: int) -> Decimal:
-        account = self.state.accounts[account_id]
-        spent = sum((_row_amount(d, self.state.instances[d.instance_id])
-                     for d in self.state.charges.values() if d.account_id == account_id), Decimal(0))
-        return account.credit - spent
+        return self.state.accounts[account_id].credit - self._spent.get(account_id, Decimal(0))
+
+    def _recount(self) -> None:
+        """Rebuild the per-account totals of the charge rows (kept incrementally by `_accrue`)."""
+        spent: dict[int, Decimal] = {}
+        for d in self.state.charges.values():
+            amount = _row_amount(d, self.state.instances[d.instance_id])
+            spent[d.account_id] = spent.get(d.account_id, Decimal(0)) + amount
+        self._spent = spent
 
     def _sync(self) -> float:
         """Bring the market up to the clock's now: transitions and credit exhaustion at their own instants,
@@ -411,11 +418,15 @@ class MarketBackend:
                 if row is None:
                     row = self.state.charges[key] = ChargeDay(instance_id=inst.id, account_id=inst.account_id,
                                                               day=day, first=a, last=b)
+                before = _row_amount(row, inst)
                 seconds = billing.seconds_between(a, b)
                 row.alive_seconds += seconds
                 if running:
                     row.running_seconds += seconds
                 row.first, row.last = min(row.first, a), max(row.last, b)
+                # Exact: row amounts are 6-place decimals, far inside Decimal's 28 digits.
+                self._spent[inst.account_id] = (self._spent.get(inst.account_id, Decimal(0))
+                                                + _row_amount(row, inst) - before)
 
     # ---------------------------------------------------------------------------------- lifecycle
 
@@ -716,6 +727,7 @@ class MarketBackend:
                                      config=self.defaults.model_copy(), clock=self.clock.snapshot(),
                                      billed_until=now)
             self._by_key = {}
+            self._spent = {}
             self.faults = FaultBook(seed=seed)
             self.limiter.reset()
             self.requests.clear()

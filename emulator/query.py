@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -33,13 +34,19 @@ from pydantic import BaseModel, ConfigDict
 
 from emulator.billing import day_of
 from emulator.errors import InvalidArgs
-from vastclient.gpus import normalize
+from vastclient.gpus import normalize as _normalize
 
 Op = Literal["eq", "neq", "gt", "gte", "lt", "lte", "in", "notin"]
 OPS: frozenset[str] = frozenset(get_args(Op))
 RANGE_OPS = frozenset({"gt", "gte", "lt", "lte"})
 T = TypeVar("T")
 Row = Mapping[str, Any]
+
+
+@functools.lru_cache(maxsize=4096)
+def normalize(name: str) -> str:
+    """`vastclient.gpus.normalize`, memoised: every search normalises every offer's GPU name."""
+    return _normalize(name)
 
 
 class Kind(Enum):
