@@ -128,7 +128,7 @@ class Account(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: int
-    key_sha256: str = Field(exclude=False, repr=False)
+    key_sha256: str = Field(repr=False)
     username: str
     email: str
     credit: Decimal  # all money ever put in; the balance is this minus the charges
