@@ -121,6 +121,17 @@ def test_a_month_on_the_emulator_reconciles_to_the_cent_and_shows_shadow_spend(
     (team,) = report["teams"]
     assert Decimal(team["billed"]) > 1000 and Decimal(team["shadow"]) == 0
 
+    # The month's invoice and spend, from the same history, equal what the emulator charged, to the cent.
+    now = datetime.fromtimestamp(emulator.market.clock.now(), UTC).isoformat()
+    common = ["--backend", f"file://{tmp_path / 'state'}", "--now", now, "--vast-clock", "frozen", "--no-progress"]
+    assert main(["chargeback", "--month", "2026-11", "--out", str(tmp_path / "cb"), *common]) == 0
+    (invoice,) = json.loads((tmp_path / "cb" / "chargeback.json").read_text())["invoices"]
+    assert cents(Decimal(invoice["total"])) == cents(Decimal(team["billed"]))
+    assert main(["spend", "--month", "2026-11", "--by", "month", "--format", "json", "--output",
+                 str(tmp_path / "spend.json"), *common]) == 0
+    spend = json.loads((tmp_path / "spend.json").read_text())
+    assert cents(Decimal(spend["known"])) == cents(Decimal(team["billed"]))
+
     # Someone rents with the team's key outside Pulumi: shadow spend, and a non-zero exit for CI.
     shadow_id = month.rent("quick-test", "RTX 4090", 32, in_stack=False)
     month.at(29.9)
