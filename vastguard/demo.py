@@ -133,13 +133,17 @@ def run(args: argparse.Namespace) -> int:
         ws = Workspace.create(engine, DEMO_DIR / "workspace", state_dir=state_dir)
         journey = Journey(console, ws, emulator, accounts)
         try:
-            return _journey(journey, keys, args, state_dir)
+            result = _journey(journey, keys, args, state_dir)
         except subprocess.CalledProcessError as err:
             console.print(f"[red]a step failed:[/red] {err}")
-            return 1
+            result = 1
         finally:
             if not args.keep:
                 _cleanup(journey)
+    # Only now: the emulator writes its state file one last time as it stops.
+    if not args.keep:
+        shutil.rmtree(DEMO_DIR, ignore_errors=True)
+    return result
 
 
 def _journey(j: Journey, keys: dict[str, str], args: argparse.Namespace, state_dir: Path) -> int:
@@ -201,6 +205,5 @@ def _cleanup(j: Journey) -> None:
             j.ws.destroy(team, check=False)
     remaining = sum(j.live(team) for team in TEAMS)
     j.console.print(f"  instances left on the emulator: {remaining}")
-    shutil.rmtree(DEMO_DIR, ignore_errors=True)
 
 
