@@ -127,6 +127,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "vastguard-emulator"
     sys_version = ""
+    # Headers and body go out in separate writes; with Nagle on, a keep-alive client (httpx) waits ~40 ms for
+    # the delayed ACK on every response. urllib closes each connection and never noticed.
+    disable_nagle_algorithm = True
 
     def version_string(self) -> str:
         return self.server_version
