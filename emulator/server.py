@@ -9,6 +9,7 @@ or `?api_key=` and never logged: the request log and the server log carry the pa
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import logging
 import socket
 import threading
@@ -31,6 +32,10 @@ from emulator.urls import Route, match
 log = logging.getLogger("emulator")
 
 MAX_BODY = 10 * 1024 * 1024
+CLOCK_HEADER = "X-Emulator-Time"
+"""Every response carries the virtual clock twice: in `Date` (HTTP's format, whole seconds, as Vast sends it) and
+here as epoch seconds with full precision, which clients prefer when present (a whole second at $30/h is
+almost a cent, and the truncation is biased, so a month of events would drift past a cent)."""
 
 
 def api_key_of(request: Request) -> str | None:
@@ -190,9 +195,18 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._write(response)
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """`Date` from the virtual clock: Vast bills by its own clock, and clients read it from here."""
+        when = self.server.app.market.clock.now() if timestamp is None else timestamp
+        return email.utils.formatdate(when, usegmt=True)
+
     def _write(self, response: Response) -> None:
         data, content_type = response.encode()
-        self.send_response(response.status)
+        now = self.server.app.market.clock.now()
+        self.send_response_only(response.status)
+        self.send_header("Server", self.version_string())
+        self.send_header("Date", self.date_time_string(now))
+        self.send_header(CLOCK_HEADER, repr(now))
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         for name, value in response.headers.items():

@@ -68,3 +68,8 @@ class InstanceOutputs(InstanceInputs):
     ssh_port: int | None = None
     public_ip: str | None = None
     start_date: float | None = None
+    # Vast's clock, epoch seconds (see providers/vast_instance.py and reports/README.md)
+    vast_created_at: float | None = Field(default=None, description="the rent response (adopted: start_date)")
+    vast_state_since: float | None = Field(default=None, description="when the current state took effect")
+    vast_seen_at: float | None = Field(default=None, description="Vast's clock at the provider's last call")
+    local_seen_at: float | None = Field(default=None, description="the provider's time.time() at that call")

@@ -106,6 +106,17 @@ def quote_from(offer: Offer, *, matched: int) -> Quote:
 
 
 @dataclass
+class VastTimes:
+    """Moments on Vast's clock (epoch seconds, from the confirming response; see `VastClient.last_server_time`)
+    that `rent` fills in for the provider's outputs: `created_at` the rent response (an adopted instance's
+    `start_date`), `state_since` when the desired state took effect (the first poll that saw it running, or
+    the stop response)."""
+
+    created_at: float | None = None
+    state_since: float | None = None
+
+
+@dataclass
 class Waiter:
     """Polls an instance against a monotonic deadline; injectable clock and sleep for tests."""
 
@@ -156,8 +167,10 @@ def release(client: VastClient, instance_id: int) -> None:
 
 
 def rent(client: VastClient, spec: InstanceSpec, known_gpus: Sequence[str], *, tag: str, waiter: Waiter,
-         log: Callable[[str], None] = lambda _m: None) -> tuple[Instance, Quote]:
-    """Adopt or rent one instance for spec and bring it to its desired state."""
+         log: Callable[[str], None] = lambda _m: None, times: VastTimes | None = None) -> tuple[Instance, Quote]:
+    """Adopt or rent one instance for spec and bring it to its desired state; `times` receives when, on
+    Vast's clock, it was rented and reached that state."""
+    times = times if times is not None else VastTimes()
     label = compose_label(tag, spec.label)
     owned = find_owned(client, tag, label)
     failed_machines: set[int] = set()
@@ -166,13 +179,14 @@ def rent(client: VastClient, spec: InstanceSpec, known_gpus: Sequence[str], *, t
     if owned is not None:
         log(f"adopting instance {owned.id} already tagged {tag} (an earlier create was interrupted)")
         try:
-            inst = _settle(client, owned.id, spec, waiter)
+            inst = _settle(client, owned.id, spec, waiter, times)
         except ProvisioningError as err:
             problems.append(str(err))
             release(client, owned.id)
             if owned.machine_id is not None:
                 failed_machines.add(owned.machine_id)
         else:
+            times.created_at = owned.start_date
             # The offer an adopted instance came from is gone from the market; quote what it costs.
             return inst, Quote(offer_id=0, gpu_name=owned.gpu_name or spec.gpu_name,
                                dph_total=owned.dph_total or 0.0, storage_cost=owned.storage_cost or 0.0,
@@ -192,8 +206,9 @@ def rent(client: VastClient, spec: InstanceSpec, known_gpus: Sequence[str], *, t
             log(f"offer {offer.id} was taken before we could rent it; trying the next one")
             taken_offers.add(offer.id)
             continue
+        rented_at = client.last_server_time
         try:
-            inst = _settle(client, instance_id, spec, waiter)
+            inst = _settle(client, instance_id, spec, waiter, times)
         except ProvisioningError as err:
             problems.append(str(err))
             log(f"attempt {attempt + 1}: {err}; destroying it and trying another machine")
@@ -201,15 +216,18 @@ def rent(client: VastClient, spec: InstanceSpec, known_gpus: Sequence[str], *, t
             if offer.machine_id is not None:
                 failed_machines.add(offer.machine_id)
             continue
+        times.created_at = rented_at
         return inst, quote_from(offer, matched=len(offers))
     detail = "; ".join(problems) if problems else "no remaining offer within max_dph"
     raise ProvisioningError(f"could not rent {spec.num_gpus}x {spec.gpu_name} for {tag}: {detail}")
 
 
-def _settle(client: VastClient, instance_id: int, spec: InstanceSpec, waiter: Waiter) -> Instance:
+def _settle(client: VastClient, instance_id: int, spec: InstanceSpec, waiter: Waiter, times: VastTimes) -> Instance:
     inst = waiter.until_running(client, instance_id)
+    times.state_since = client.last_server_time  # the poll that saw it running
     if spec.state == "stopped":
         client.stop(instance_id)
+        times.state_since = client.last_server_time
         refreshed = client.get_instance(instance_id)
         inst = refreshed if refreshed is not None else inst
     return inst

@@ -9,6 +9,15 @@ Pulumi quirks handled here:
   show as an update.
 - Inside the provider process `pulumi.get_stack()` is a placeholder, so the program passes the ownership tag
   (`vg:<stack>/<name>`) as an input.
+
+Clock outputs (the reports' contract, reports/README.md): Vast bills by its own clock, which against the
+emulator is virtual, while Pulumi's history is stamped with wall-clock times. So each resource records, on
+Vast's clock (epoch seconds from the confirming response, `VastClient.last_server_time`): `vast_created_at`
+(the rent response; an adopted instance's `start_date`; kept afterwards), `vast_state_since` (when the current
+`state` took effect: the poll that first saw it running, or the stop response; rewritten by an update that
+changes the state, kept otherwise), and the clock sample `vast_seen_at` with the provider's own `time.time()`
+at the same moment, `local_seen_at` (every create, update and read), which lets the reports map Pulumi's
+wall-clock times (deletes) onto Vast's clock.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from typing import Any
 
 import pulumi
@@ -44,6 +54,7 @@ log = logging.getLogger("vastguard.provider")
 REPLACE_FIELDS = ("team", "gpu_name", "num_gpus", "image", "disk_gb", "min_reliability", "verified_only",
                   "geolocation", "onstart", "env", "ownership_tag")
 IN_PLACE_FIELDS = ("state", "label", "max_dph")
+CLOCK_OUTPUTS = ("vast_created_at", "vast_state_since", "vast_seen_at", "local_seen_at")
 
 
 class VastInstanceProvider(ResourceProvider):
@@ -99,7 +110,17 @@ class VastInstanceProvider(ResourceProvider):
             "ssh_port": inst.ssh_port,
             "public_ip": inst.public_ipaddr,
             "start_date": inst.start_date,
+            "vast_created_at": props.get("vast_created_at"),
+            "vast_state_since": props.get("vast_state_since"),
         }
+
+    @staticmethod
+    def _seen(outs: dict[str, Any], client: VastClient) -> dict[str, Any]:
+        """The clock sample of the provider's last call: Vast's clock and ours, taken together."""
+        seen = client.last_server_time
+        if seen is not None:
+            outs["vast_seen_at"], outs["local_seen_at"] = seen, time.time()
+        return outs
 
     # --- CRUD --------------------------------------------------------------------------------------------
 
@@ -145,19 +166,25 @@ class VastInstanceProvider(ResourceProvider):
         # A replacement is created before its predecessor is deleted and must not adopt it: the tag names the
         # incarnation (what is rented), so only a retry of this very create finds and adopts its instance.
         tag = provisioning.incarnation_tag(props["ownership_tag"], {k: props.get(k) for k in REPLACE_FIELDS})
+        times = provisioning.VastTimes()
         with self._client() as client:
             inst, quote = provisioning.rent(
                 client, spec, self._known_gpus(client), tag=tag,
-                waiter=provisioning.Waiter(timeout=settings.provision_timeout), log=log.info,
+                waiter=provisioning.Waiter(timeout=settings.provision_timeout), log=log.info, times=times,
             )
-            return CreateResult(id_=str(inst.id), outs=self._outputs(props, inst, quote))
+            outs = self._seen(self._outputs(props, inst, quote), client)
+        outs["vast_created_at"] = times.created_at if times.created_at is not None else inst.start_date
+        outs["vast_state_since"] = times.state_since
+        return CreateResult(id_=str(inst.id), outs=outs)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         with self._client() as client:
             inst = client.get_instance(int(id_))
-        if inst is None:
-            return ReadResult(id_="", outs={})
-        outs = self._outputs(props, inst, None)
+            if inst is None:
+                return ReadResult(id_="", outs={})
+            outs = self._seen(self._outputs(props, inst, None), client)
+        if outs["vast_created_at"] is None:  # state written before the clock outputs, or an import
+            outs["vast_created_at"] = inst.start_date
         # Reflect Vast's truth: a stopped-behind-our-back instance shows as stopped, so `up` restarts it.
         if inst.actual_status == "stopped" or inst.intended_status == "stopped":
             outs["state"] = "stopped"
@@ -169,6 +196,7 @@ class VastInstanceProvider(ResourceProvider):
         spec = self._spec(news)
         settings = self._settings or settings_from(lambda _k: None)
         instance_id = int(id_)
+        state_since = olds.get("vast_state_since")
         with self._client() as client:
             if olds.get("label") != news.get("label"):
                 tag = provisioning.tag_of(olds.get("vast_label")) or news["ownership_tag"]
@@ -179,12 +207,17 @@ class VastInstanceProvider(ResourceProvider):
                 else:
                     client.start(instance_id)
                     provisioning.Waiter(timeout=settings.provision_timeout).until_running(client, instance_id)
+                state_since = client.last_server_time  # the stop response, or the poll that saw it running
             inst = client.get_instance(instance_id)
-        if inst is None:
-            raise provisioning.ProvisioningError(f"instance {instance_id} vanished during the update; run refresh")
-        quote = Quote.model_validate(olds["quote"]) if isinstance(olds.get("quote"), dict) else None
-        outs = self._outputs(news, inst, quote)
+            if inst is None:
+                raise provisioning.ProvisioningError(
+                    f"instance {instance_id} vanished during the update; run refresh")
+            quote = Quote.model_validate(olds["quote"]) if isinstance(olds.get("quote"), dict) else None
+            outs = self._seen(self._outputs(news, inst, quote), client)
         outs["offer_id"] = olds.get("offer_id")
+        outs["vast_created_at"] = olds.get("vast_created_at") if olds.get("vast_created_at") is not None \
+            else inst.start_date
+        outs["vast_state_since"] = state_since
         return UpdateResult(outs=outs)
 
     def delete(self, id_: str, _props: dict[str, Any]) -> None:
@@ -212,6 +245,10 @@ class Instance(Resource, module="vastai", name="Instance"):
     dph_total: pulumi.Output[float]
     status: pulumi.Output[str]
     quote: pulumi.Output[dict[str, Any]]
+    vast_created_at: pulumi.Output[float]
+    vast_state_since: pulumi.Output[float]
+    vast_seen_at: pulumi.Output[float]
+    local_seen_at: pulumi.Output[float]
 
     def __init__(self, name: str, spec: InstanceSpec, opts: pulumi.ResourceOptions | None = None) -> None:
         props: dict[str, Any] = {
@@ -220,6 +257,6 @@ class Instance(Resource, module="vastai", name="Instance"):
             "quote": None,
             "instance_id": None, "offer_id": None, "machine_id": None, "dph_total": None, "storage_cost": None,
             "status": None, "vast_label": None, "ssh_host": None, "ssh_port": None, "public_ip": None,
-            "start_date": None,
+            "start_date": None, **dict.fromkeys(CLOCK_OUTPUTS),
         }
         super().__init__(_provider(), name, props, opts)

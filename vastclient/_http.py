@@ -13,11 +13,14 @@ separators; the key goes only in `Authorization: Bearer`, never in a URL.
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -42,6 +45,9 @@ RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 """As the official client: rate limits and gateway errors that usually clear. Never 500 or other 4xx."""
 
 _TEXT_LIMIT = 300
+
+CLOCK_HEADER = "X-Emulator-Time"
+"""Epoch seconds, full precision: the local emulator's virtual clock. Real Vast sends only `Date`."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,6 +116,25 @@ def _number(text: str | None) -> float | None:
     return value if value == value and value not in (float("inf"), float("-inf")) else None
 
 
+def server_time(headers: Mapping[str, str]) -> float | None:
+    """Vast's clock when it answered, in epoch seconds: the emulator's precise `X-Emulator-Time` when present,
+    else the HTTP `Date` (whole seconds); None when neither is usable."""
+    precise = _number(headers.get(CLOCK_HEADER))
+    if precise is not None:
+        return precise
+    date = headers.get("Date")
+    if not date:
+        return None
+    try:
+        parsed = email.utils.parsedate_to_datetime(date)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parsed.tzinfo is None:  # RFC 9110 dates are GMT; an unzoned one ("-0000") is taken as such
+        parsed = parsed.replace(tzinfo=UTC)
+    stamp = parsed.timestamp()
+    return stamp if math.isfinite(stamp) else None
+
+
 class Transport:
     """An `httpx.Client` bound to one base URL and key, with Vast's error and retry semantics."""
 
@@ -135,6 +160,7 @@ class Transport:
         self._rng = rng
         self._wall_clock = wall_clock
         self._closed = False
+        self.server_time: float | None = None
         self._http = httpx.Client(
             base_url=base_url,
             headers={
@@ -223,6 +249,9 @@ class Transport:
 
     def _interpret(self, response: httpx.Response, where: dict[str, Any]) -> Any:
         status = response.status_code
+        seen = server_time(response.headers)
+        if seen is not None:
+            self.server_time = seen
         text = response.text
         try:
             payload: Any = json.loads(text) if text.strip() else None

@@ -110,6 +110,14 @@ class VastClient:
     def base_url(self) -> str:
         return self._base_url
 
+    @property
+    def last_server_time(self) -> float | None:
+        """Vast's clock (epoch seconds) when it sent the most recent response this client received, whatever
+        its status: what Vast bills by, read from the emulator's precise `X-Emulator-Time` header when present,
+        else from HTTP `Date` (whole seconds). None before the first response. Read it right after the call
+        whose moment matters (a rent, a stop): the next call replaces it."""
+        return self._t.server_time
+
     def __repr__(self) -> str:
         return f"VastClient(base_url={self._base_url!r}, api_key='***')"
 

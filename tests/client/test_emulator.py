@@ -362,3 +362,15 @@ def test_no_key_in_logs_or_errors(harness: Harness, caplog: pytest.LogCaptureFix
     for error in errors:
         assert key not in f"{error} {error!r} {getattr(error, '__notes__', '')}"
         assert error.__cause__ is None and error.__context__ is None
+
+
+def test_last_server_time_is_the_emulators_virtual_clock(harness: Harness, vast: VastClient) -> None:
+    assert vast.last_server_time is None
+    control = Control(harness.emulator.url)
+    frozen = control.freeze("2026-11-03T08:00:00Z")["now"]
+    vast.gpu_names()
+    assert vast.last_server_time == frozen
+    control.advance(3600.5)
+    with pytest.raises(NotFoundError):
+        vast.stop(999_999)  # an error response carries the clock too
+    assert vast.last_server_time == frozen + 3600.5

@@ -300,3 +300,23 @@ def test_charges_types_and_bad_ranges(script: Script, client: VastClient) -> Non
     with pytest.raises(InvalidRequestError):
         client.charges(date(2026, 1, 1), date(2026, 1, 2), types=[])
     assert len(script.requests) == 1
+
+
+# -- Vast's clock -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("headers", "expected"), [
+    ({"Date": "Tue, 03 Nov 2026 08:00:00 GMT"}, 1793692800.0),  # real Vast: HTTP Date, whole seconds
+    ({"Date": "Tue, 03 Nov 2026 08:00:00 GMT", "X-Emulator-Time": "1793692800.375"}, 1793692800.375),
+    ({"Date": "not a date"}, None),
+    ({"X-Emulator-Time": "nan"}, None),
+])
+def test_last_server_time_from_date_or_the_emulators_precise_header(headers: dict[str, str],
+                                                                   expected: float | None) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"id": 1}, headers=headers)
+
+    with VastClient(api_key=API_KEY, base_url="http://vast.test", transport=httpx.MockTransport(handler)) as client:
+        assert client.last_server_time is None
+        client.current_user()
+        assert client.last_server_time == expected

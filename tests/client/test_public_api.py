@@ -66,3 +66,9 @@ def test_within_the_package_only_the_transport_imports_httpx() -> None:
     package = ROOT / "vastclient"
     users = sorted(p.name for p in package.glob("*.py") if _imports_httpx(p))
     assert users == ["_http.py", "client.py"]  # client.py only for the `transport=` option's type
+
+
+def test_the_server_clock_is_public_and_typed() -> None:
+    prop = inspect.getattr_static(vastclient.VastClient, "last_server_time")
+    assert isinstance(prop, property) and prop.fset is None and prop.fget is not None
+    assert inspect.signature(prop.fget).return_annotation in ("float | None", float | None)

@@ -365,3 +365,15 @@ def test_client_text_never_breaks_headers(api: Api, emulator: EmulatorServer) ->
     bad = http(emulator.url, "POST", "/_emulator/faults",
                body={"operation": "user", "headers": {"X-Ok": "a\r\nX-Evil: 1"}})
     assert bad.status == 400
+
+
+def test_responses_carry_the_virtual_clock(emulator: EmulatorServer) -> None:
+    """`Date` (whole seconds, as Vast sends it) and the precise `X-Emulator-Time` come from the virtual clock,
+    on API, error and control responses alike."""
+    control = Control(emulator.url)
+    frozen = control.freeze("2026-03-01T12:00:00Z")["now"]
+    control.advance(0.25)
+    for path in ("/api/v0/gpu_names/unique/", "/api/v0/users/current", "/_emulator/clock"):
+        result = http(emulator.url, "GET", path)
+        assert result.headers["date"] == "Sun, 01 Mar 2026 12:00:00 GMT", path
+        assert float(result.headers["x-emulator-time"]) == frozen + 0.25, path

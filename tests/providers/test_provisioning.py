@@ -34,12 +34,19 @@ class ScriptedMarket:
     destroyed: list[int] = field(default_factory=list)
     stopped: list[int] = field(default_factory=list)
     next_id: int = 100
+    # Vast's clock as the client would report it: one second further for every call
+    last_server_time: float | None = None
+
+    def _tick(self) -> None:
+        self.last_server_time = (self.last_server_time or 1000.0) + 1
 
     def search_offers(self, query: OfferQuery) -> list[Offer]:
+        self._tick()
         rented = {i["offer"] for i in self.instances.values()}
         return [o for o in self.offers if o.id not in rented]
 
     def create_instance(self, offer_id: int, **kw: Any) -> int:
+        self._tick()
         if offer_id in self.taken:
             raise OfferUnavailableError("no_such_ask", status=404, code="no_such_ask")
         o = next(o for o in self.offers if o.id == offer_id)
@@ -49,6 +56,10 @@ class ScriptedMarket:
         return self.next_id
 
     def get_instance(self, instance_id: int) -> Instance | None:
+        self._tick()
+        return self._peek(instance_id)
+
+    def _peek(self, instance_id: int) -> Instance | None:
         row = self.instances.get(instance_id)
         if row is None:
             return None
@@ -59,14 +70,17 @@ class ScriptedMarket:
                         dph_total=row["dph"], storage_cost=0.1, gpu_name="RTX 4090")
 
     def list_instances(self, *, labels: list[str] | None = None, statuses: Any = None) -> list[Instance]:
-        rows = [self.get_instance(i) for i in list(self.instances)]
+        self._tick()
+        rows = [self._peek(i) for i in list(self.instances)]
         return [r for r in rows if r is not None and (labels is None or r.label in labels)]
 
     def destroy(self, instance_id: int) -> None:
+        self._tick()
         self.destroyed.append(instance_id)
         self.instances.pop(instance_id, None)
 
     def stop(self, instance_id: int) -> None:
+        self._tick()
         self.stopped.append(instance_id)
 
 
@@ -138,6 +152,21 @@ def test_interrupted_create_is_adopted_not_rented_twice() -> None:
     again, _ = rent(market, spec(label="renamed"), KNOWN, tag=TAG, waiter=waiter())  # type: ignore[arg-type]
     assert again.id == first.id
     assert len(market.instances) == 1
+
+
+def test_rent_records_vast_times_of_the_rent_and_of_reaching_running() -> None:
+    market = ScriptedMarket([offer(1, 10, 0.30)])
+    times = provisioning.VastTimes()
+    rent(market, spec(), KNOWN, tag=TAG, waiter=waiter(), times=times)  # type: ignore[arg-type]
+    # list, list (adoption check), search, create -> 1004; polls: loading 1005, running 1006
+    assert (times.created_at, times.state_since) == (1004.0, 1006.0)
+
+
+def test_rent_stopped_records_the_stop_response_time() -> None:
+    market = ScriptedMarket([offer(1, 10, 0.30)])
+    times = provisioning.VastTimes()
+    rent(market, spec(state="stopped"), KNOWN, tag=TAG, waiter=waiter(), times=times)  # type: ignore[arg-type]
+    assert (times.created_at, times.state_since) == (1004.0, 1007.0)
 
 
 def test_desired_stopped_is_stopped_after_it_starts() -> None:
