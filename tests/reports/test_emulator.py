@@ -3,8 +3,8 @@
 A month of rents, stops, starts and destroys is made through the real client at known virtual times; the
 history a provider would have left is written beside it (the synthetic writer plays the provider, recording
 the contract's Vast-clock fields). Reconstructed spend must then equal the emulator's charges to the cent, and
-an instance rented with the team's key outside any stack must come out as shadow spend. The same month
-through the real engine and provider is the lead's engine test."""
+an instance rented with the team's key outside any stack must come out as shadow spend. The same kind of
+month through the real engine and provider is tests/e2e/test_scripted_month.py."""
 
 from __future__ import annotations
 

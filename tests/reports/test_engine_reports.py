@@ -1,11 +1,10 @@
 """The reports over history the real engine and the real provider wrote, against the emulator (engine test).
 
-The emulator's clock follows real time here (wall == Vast, as with the real Vast.ai), so today's provider,
-which records no Vast-clock fields yet, is enough: creations are dated by Vast's `start_date`, stops by the
-resource's `modified` time, deletes by the checkpoint write, each within a second or two of the Vast-side
-event. Reconstructed spend must match the emulator's charges within a cent, and an instance rented with the
-team's key outside the stack must come out as shadow spend. The virtual-clock month is test_emulator.py's
-(and, once the provider records the contract fields, the lead's engine test)."""
+The emulator's clock follows real time here (wall == Vast, as with the real Vast.ai): creations and stops are
+dated by the provider's Vast-clock outputs, deletes by the checkpoint write shifted by the latest clock sample
+(`--vast-clock running`), each within a second or two of the Vast-side event. Reconstructed spend must match
+the emulator's charges within a cent, and an instance rented with the team's key outside the stack must come
+out as shadow spend. The virtual-clock month through the engine is tests/e2e/test_scripted_month.py."""
 
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 reconcile must find nothing, and an instance rented outside Pulumi must show up as shadow spend.
 
 The writer plays the provider (recording Vast-clock times per the proposed contract) and keeps the ground
-truth of billing independently of the reports' code; the emulator-driven version of this test belongs to the
-lead once the provider writes the contract fields."""
+truth of billing independently of the reports' code; the engine-driven version against the emulator, with the
+real provider writing the contract fields, is tests/e2e/test_scripted_month.py."""
 
 from __future__ import annotations
 
