@@ -6,6 +6,7 @@ contract precisely and quickly: check's validation and quote, create/read/update
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -111,3 +112,30 @@ def test_provider_pickles_without_key_or_client(provider: tuple[VastInstanceProv
     assert account.api_key.encode() not in blob
     restored = dill.loads(blob)  # noqa: S301 -- our own bytes, as the engine does with __provider
     assert restored._settings is None
+
+
+def test_clock_outputs_follow_vasts_clock(provider: tuple[VastInstanceProvider, EmulatorAccount],
+                                          emulator: EmulatorServer) -> None:
+    """The reports' contract: Vast-clock times of the rent, of each state change, and of the last call."""
+    p, _ = provider
+    t0 = emulator.market.clock.freeze()
+    outs = p.create(p.check({}, props()).inputs).outs
+    assert outs is not None
+    assert (outs["vast_created_at"], outs["vast_state_since"], outs["vast_seen_at"]) == (t0, t0, t0)
+    assert abs(outs["local_seen_at"] - time.time()) < 60
+    iid = str(outs["instance_id"])
+
+    emulator.market.clock.advance(3600.25)
+    read = p.read(iid, outs).outs
+    assert read is not None
+    assert (read["vast_created_at"], read["vast_state_since"], read["vast_seen_at"]) == (t0, t0, t0 + 3600.25)
+
+    emulator.market.clock.advance(1800)
+    stopped = p.update(iid, outs, {**outs, "state": "stopped"}).outs
+    assert stopped is not None
+    assert (stopped["vast_created_at"], stopped["vast_state_since"]) == (t0, t0 + 5400.25)
+    emulator.market.clock.advance(60)
+    relabelled = p.update(iid, stopped, {**stopped, "label": "parked"}).outs  # no state change: kept
+    assert relabelled is not None
+    assert (relabelled["vast_state_since"], relabelled["vast_seen_at"]) == (t0 + 5400.25, t0 + 5460.25)
+    p.delete(iid, relabelled)
