@@ -42,10 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     pulumi.set_defaults(func=_pulumi_command)
 
     from reports import cli as reports_cli
-    from vastguard import demo, teams
+    from vastguard import ci, demo, teams
 
     demo.register(sub)
     teams.register(sub)
+    ci.register(sub)
     reports_cli.register(sub)
     return parser
 
