@@ -44,6 +44,7 @@ from pydantic import ValidationError
 
 from fleet.instance import InstanceInputs, InstanceSpec, Quote
 from providers import provisioning
+from providers.explain import explain, stack_of
 from providers.settings import ProviderSettings, settings_from
 from vastclient import Instance as VastInstance
 from vastclient import NotFoundError, VastClient, VastError, gpus
@@ -141,13 +142,15 @@ class VastInstanceProvider(ResourceProvider):
                 try:
                     gpus.resolve(spec.gpu_name, known)
                 except gpus.UnknownGpuError as err:
-                    return CheckResult(news, [CheckFailure("gpu_name", str(err))])
+                    return CheckResult(news, [CheckFailure(
+                        "gpu_name", f"{err}; fix the group's `gpu` in stacks/Pulumi.{stack_of(news)}.yaml")])
                 try:
                     quote = provisioning.quote(client, spec, known)
                 except provisioning.NoOfferError as err:
                     return CheckResult(news, [CheckFailure("max_dph", str(err))])
         except VastError as err:
-            return CheckResult(news, [CheckFailure("quote", f"could not get a price quote from Vast.ai: {err}")])
+            base_url = self._settings.base_url if self._settings else None
+            return CheckResult(news, [CheckFailure("quote", explain(err, base_url=base_url, stack=stack_of(news)))])
         return CheckResult({**news, "quote": quote.model_dump()}, [])
 
     def _spec_unchanged(self, olds: dict[str, Any], news: dict[str, Any]) -> bool:

@@ -281,6 +281,10 @@ def _set_key_command(args: argparse.Namespace) -> int:
 
 
 def _preview_command(args: argparse.Namespace) -> int:
+    if not team_policy_config(args.stack).exists():
+        print(f"error: no team policy config {team_policy_config(args.stack)}: create it with "
+              f"`./dev vastguard team add {args.stack}` and commit it with the stack", file=sys.stderr)
+        return 1
     root = Path(args.project_dir)
     cli = _cli(root)
     policy = _policy_args(args.stack)

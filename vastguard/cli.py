@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from engine import EngineError, ensure, project_env, repo_root
 from engine.build import reported_version
@@ -20,7 +21,22 @@ def _engine_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def missing_policy_config(pulumi_args: Sequence[str], root: Path) -> str | None:
+    """The error for a `--policy-pack-config` file that does not exist (pulumi would only say `open ...`)."""
+    for i, arg in enumerate(pulumi_args):
+        value = arg.split("=", 1)[1] if arg.startswith("--policy-pack-config=") else (
+            pulumi_args[i + 1] if arg == "--policy-pack-config" and i + 1 < len(pulumi_args) else None)
+        if value and not (root / value).exists():
+            team = Path(value).stem
+            return (f"no team policy config {value}: team {team!r} has no limits yet; create them with "
+                    f"`./dev vastguard team add {team}` (then review {value}), or fix the path")
+    return None
+
+
 def _pulumi_command(args: argparse.Namespace) -> int:
+    if problem := missing_policy_config(args.pulumi_args, repo_root()):
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     engine = ensure(log=lambda line: print(line, file=sys.stderr))
     env = project_env(engine)
     os.chdir(repo_root())

@@ -1,0 +1,39 @@
+"""Plain-language explanations of the Vast.ai errors a user meets first (at `pulumi preview`): each names the
+problem and the command that fixes it. Never includes the key: client errors are already redacted."""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import Any
+
+from vastclient import AuthError, VastError
+from vastclient.client import DEFAULT_BASE_URL
+from vastclient.errors import CreateOutcomeUnknownError, TransportError
+
+EMULATOR_START = ".venv/bin/python -m emulator --port 8787"
+_LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
+
+
+def stack_of(props: dict[str, Any]) -> str:
+    """The stack an instance belongs to, from its ownership tag (`vg:<stack>/<name>`); `<stack>` if unknown."""
+    tag = str(props.get("ownership_tag") or "")
+    return tag.removeprefix("vg:").split("/", 1)[0] if tag.startswith("vg:") and "/" in tag else "<stack>"
+
+
+def explain(err: VastError, *, base_url: str | None, stack: str) -> str:
+    url = (base_url or DEFAULT_BASE_URL).rstrip("/")
+    if isinstance(err, AuthError):
+        return (f"Vast.ai at {url} refused the API key ({err}): the stack's `vastai:apiKey` is wrong or revoked; "
+                f"set the team's key with `pulumi config set --secret vastai:apiKey --stack {stack}` "
+                f"(it prompts; or pipe it on stdin)")
+    if isinstance(err, TransportError) and not isinstance(err, CreateOutcomeUnknownError):
+        host = urllib.parse.urlsplit(url).hostname or ""
+        if host in _LOOPBACK:
+            fix = (f"if it is the local Vast.ai emulator, start it with `{EMULATOR_START}` and point "
+                   f"`vastai:url` at its port (`pulumi config set vastai:url http://127.0.0.1:8787 --stack {stack}`)"
+                   f" or VAST_URL")
+        else:
+            fix = (f"check the network (proxy, DNS, firewall) or the URL in `vastai:url` / VAST_URL "
+                   f"(`pulumi config set vastai:url {DEFAULT_BASE_URL} --stack {stack}` for the real service)")
+        return f"the Vast.ai API at {url} is unreachable ({err}); {fix}"
+    return f"could not get a price quote from Vast.ai at {url}: {err}"

@@ -1,0 +1,118 @@
+"""The errors a user meets first name the problem and the command that fixes it (issue 7).
+
+Engine-driven where the error surfaces through `pulumi preview` (Vast.ai unreachable or the emulator not
+running, a wrong or missing key, a typo in a stack's fleet); unit-level where it does not (no Go and no CLI,
+a missing team policy file). The pack's own verdict for a stack previewed without its team file is covered by
+tests/e2e/test_policies.py::test_no_team_file_fails_closed.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from engine import PULUMI_VERSION, EngineError, ensure, repo_root
+from tests.e2e.conftest import TeamEnv
+from vastguard import ci
+from vastguard.cli import main, missing_policy_config
+
+TEAM = "data-science"
+
+
+def preview_text(env: TeamEnv) -> str:
+    result = env.ws.preview(TEAM, policy=False)
+    assert result.returncode != 0
+    text = result.stdout + result.stderr
+    assert env.api_key not in text
+    return text
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port  # closed again: nothing listens there
+
+
+def test_emulator_not_running_and_vast_unreachable(team_env: Callable[[str], TeamEnv]) -> None:
+    env = team_env(TEAM)
+    url = f"http://127.0.0.1:{closed_port()}"
+    env.ws.cli.run("config", "set", "vastai:url", url, stack=TEAM)
+    text = preview_text(env)
+    assert f"the Vast.ai API at {url} is unreachable" in text
+    assert "start it with `.venv/bin/python -m emulator --port 8787`" in text
+    assert f"pulumi config set vastai:url http://127.0.0.1:8787 --stack {TEAM}" in text
+
+    env.ws.cli.run("config", "set", "vastai:url", "http://vast-api.invalid", stack=TEAM)
+    text = preview_text(env)
+    assert "the Vast.ai API at http://vast-api.invalid is unreachable" in text
+    assert "check the network (proxy, DNS, firewall)" in text
+    assert f"pulumi config set vastai:url https://console.vast.ai --stack {TEAM}" in text
+
+
+def test_wrong_or_missing_key(team_env: Callable[[str], TeamEnv]) -> None:
+    env = team_env(TEAM)
+    env.ws.cli.set_secret("vastai:apiKey", "not-the-teams-key", stack=TEAM)
+    text = preview_text(env)
+    assert f"Vast.ai at {env.emulator.url} refused the API key" in text
+    assert "the stack's `vastai:apiKey` is wrong or revoked" in text
+    assert f"pulumi config set --secret vastai:apiKey --stack {TEAM}" in text
+    assert "not-the-teams-key" not in text
+
+    env.ws.cli.run("config", "rm", "vastai:apiKey", stack=TEAM)
+    text = preview_text(env)
+    assert "no Vast.ai API key" in text
+    assert "pulumi config set --secret vastai:apiKey" in text
+
+
+def test_typos_in_a_stacks_fleet(team_env: Callable[[str], TeamEnv]) -> None:
+    env = team_env(TEAM)
+    fleet = env.ws.fleet(TEAM)
+    env.ws.set_fleet(TEAM, {"notebook": {**fleet["notebook"], "cuont": 2}})
+    text = preview_text(env)
+    assert f"invalid fleet declaration in stacks/Pulumi.{TEAM}.yaml" in text
+    assert "cuont" in text
+
+    env.ws.set_fleet(TEAM, {"notebook": {**fleet["notebook"], "gpu": "RTX_4O90"}})
+    text = preview_text(env)
+    assert "unknown GPU name 'RTX_4O90'" in text
+    assert "RTX 4090" in text  # what the marketplace knows
+    assert f"fix the group's `gpu` in stacks/Pulumi.{TEAM}.yaml" in text
+
+
+def test_missing_team_config_names_the_command(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["preview", "--stack", "vision", "--policy-pack", "policies",
+            "--policy-pack-config", "policies/teams/vision.json"]
+    problem = missing_policy_config(args, repo_root())
+    assert problem is not None
+    assert "./dev vastguard team add vision" in problem
+    assert missing_policy_config(["--policy-pack-config=policies/teams/ml-research.json"], repo_root()) is None
+    # `./dev pulumi ...` stops before starting the engine with that message.
+    assert main(["pulumi", *args]) == 1
+    assert "./dev vastguard team add vision" in capsys.readouterr().err
+    # So does the CI preview step.
+    assert main(["ci", "preview", "--stack", "vision"]) == 1
+    assert "./dev vastguard team add vision" in capsys.readouterr().err
+    assert ci.known_teams(repo_root())  # the seeds have their files
+
+
+def test_no_go_and_no_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Also tests/engine/test_engine_tooling.py::test_no_go_and_no_cli_says_what_to_install; here through the
+    `vastguard` command a user runs, and through ./dev's first step."""
+    monkeypatch.setenv("VASTGUARD_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-path"))
+    with pytest.raises(EngineError) as err:
+        ensure(log=lambda _m: None)
+    assert "rerun ./dev setup" in str(err.value)
+    assert f"install Pulumi CLI v{PULUMI_VERSION}" in str(err.value)
+    result = subprocess.run([str(repo_root() / ".venv" / "bin" / "python"), "-m", "vastguard.cli", "engine"],
+                            env={"PATH": str(tmp_path / "empty-path"), "VASTGUARD_CACHE_DIR": str(tmp_path / "c"),
+                                 "HOME": str(tmp_path)},
+                            capture_output=True, text=True, timeout=60, check=False, cwd=repo_root())
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot provide the Pulumi engine")
+    assert "install Go >= 1.25" in result.stderr
