@@ -53,6 +53,10 @@ class Cli:
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
     home = tmp_path_factory.mktemp("vastai-home")
+    # The CLI creates its config/cache dirs with a check-then-makedirs; two parallel runs (Cli.parallel) race
+    # on it and one dies with FileExistsError. Create them up front.
+    for sub in (".config/vastai", ".cache/vastai", ".local/state/vastai", ".local/share/vastai"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
     with EmulatorServer(port=0, seed=77, provision_delay=0) as server:
         account = make_account(server, balance=25, username="cli-user")
         env = {
