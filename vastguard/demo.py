@@ -24,6 +24,7 @@ from rich.table import Table
 
 from emulator import Account, EmulatorServer
 from engine import ensure, repo_root
+from vastguard.ci import cost_change
 from vastguard.workspace import Workspace, team_policy_config
 
 TEAMS = ("ml-research", "ml-engineering", "data-science")
@@ -79,7 +80,22 @@ class Journey:
             self.console.print(f"    {line.strip()}", markup=False, highlight=False)
         verdict = "[green]passes its team's policy[/green]" if result.returncode == 0 else "[red]DENIED[/red]"
         self.console.print(f"  {team}: {verdict}")
+        self.estimate(team)
         return result.returncode == 0
+
+    def estimate(self, team: str) -> None:
+        """The fleet's estimated spend before and after the change, from live quotes (as CI's summary shows)."""
+        preview = self.ws.cli.run("preview", "--json", stack=team, check=False)
+        shown = self.ws.cli.run("stack", "output", "--json", stack=team, check=False)
+        try:
+            data = json.loads(preview.stdout)
+            outputs = json.loads(shown.stdout) if shown.returncode == 0 and shown.stdout.strip() else {}
+        except json.JSONDecodeError:
+            return
+        before, after = cost_change(data, outputs)
+        budget = _limits(team)["daily_budget"]
+        self.console.print(f"  estimated spend: ${before.daily:.2f}/day now -> ${after.daily:.2f}/day after "
+                           f"(${after.hourly:.2f}/h; daily budget ${budget})")
 
     def fleet_table(self, team: str) -> None:
         outputs = self.ws.outputs(team)

@@ -23,5 +23,6 @@ def test_demo_journey_runs_to_the_end(engine: Engine, pulumi_home: Path) -> None
     assert "nothing was rented" in out
     assert "is not on the team's GPU allow-list" in out
     assert "Audit trail" in out
+    assert "/day now -> $" in out
     assert "instances left on the emulator: 0" in out
     assert not (repo_root() / ".demo").exists()
