@@ -80,8 +80,12 @@ class VastInstanceProvider(ResourceProvider):
 
     # --- helpers -----------------------------------------------------------------------------------------
 
+    def _current_settings(self) -> ProviderSettings:
+        # Without `configure` (e.g. an engine that skips it), fall back to the environment alone.
+        return self._settings or settings_from(lambda _k: None)
+
     def _client(self) -> VastClient:
-        settings = self._settings or settings_from(lambda _k: None)
+        settings = self._current_settings()
         return VastClient(api_key=settings.require_key(), base_url=settings.base_url)
 
     def _known_gpus(self, client: VastClient) -> list[str]:
@@ -165,7 +169,7 @@ class VastInstanceProvider(ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         spec = self._spec(props)
-        settings = self._settings or settings_from(lambda _k: None)
+        settings = self._current_settings()
         # A replacement is created before its predecessor is deleted and must not adopt it: the tag names the
         # incarnation (what is rented), so only a retry of this very create finds and adopts its instance.
         tag = provisioning.incarnation_tag(props["ownership_tag"], {k: props.get(k) for k in REPLACE_FIELDS})
@@ -197,7 +201,7 @@ class VastInstanceProvider(ResourceProvider):
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         spec = self._spec(news)
-        settings = self._settings or settings_from(lambda _k: None)
+        settings = self._current_settings()
         instance_id = int(id_)
         state_since = olds.get("vast_state_since")
         with self._client() as client:
