@@ -31,3 +31,16 @@ def emulator_account(emulator: EmulatorServer) -> Callable[..., EmulatorAccount]
         return make_account(emulator, balance=balance, username=username, api_key=api_key)
 
     return make
+
+
+# --- fault-injection campaign (tests/e2e/test_fault_campaign.py, tests/e2e/test_crash.py) --------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("vastguard campaign", "size of the fault-injection campaign (CI-sized by default)")
+    group.addoption("--campaign-runs", type=int, default=None,
+                    help="randomised up/change/destroy runs under injected faults (default: CI size)")
+    group.addoption("--crash-trials", type=int, default=20,
+                    help="SIGKILL-of-`pulumi up` trials (default 20)")
+    group.addoption("--campaign-seed", type=int, default=20261123,
+                    help="seed of the campaign's random choices (runs are reproducible from it)")
