@@ -18,6 +18,8 @@ import json
 import logging
 import math
 import re
+import ssl
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
@@ -45,6 +47,87 @@ RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 """As the official client: rate limits and gateway errors that usually clear. Never 500 or other 4xx."""
 
 _TEXT_LIMIT = 300
+
+_SSL_LOCK = threading.Lock()
+_SSL_CONTEXT: ssl.SSLContext | None = None
+
+
+def shared_ssl_context() -> ssl.SSLContext:
+    """One verifying SSL context per process: building one loads the CA bundle (~40 ms), which httpx does for
+    every `httpx.Client` and which dominated a provider `check` that opened a client per call."""
+    global _SSL_CONTEXT
+    with _SSL_LOCK:
+        if _SSL_CONTEXT is None:
+            _SSL_CONTEXT = httpx.create_ssl_context()
+        return _SSL_CONTEXT
+
+
+_THRESHOLD = re.compile(r"threshold\s*=\s*([0-9]+(?:\.[0-9]+)?)")
+_INSTANCE_ID_PATH = re.compile(r"^/api/v0/instances/\d+/?$")
+
+
+def limit_class(method: str, path: str) -> str:
+    """Which of Vast's per-endpoint rate limits a request counts against (create, destroy, show, manage, list,
+    charges, search, or the path itself for endpoints with no published limit)."""
+    if path.startswith("/api/v0/asks/"):
+        return "create"
+    if _INSTANCE_ID_PATH.match(path):
+        return {"GET": "show", "PUT": "manage", "DELETE": "destroy"}.get(method, path)
+    if path.startswith("/api/v1/instances") or path.startswith("/api/v0/instances"):
+        return "destroy" if method == "DELETE" else "list"
+    if path.startswith("/api/v0/charges"):
+        return "charges"
+    if path.startswith("/api/v0/bundles"):
+        return "search"
+    return path
+
+
+_PACING_MARGIN = 1.08
+
+
+class Pacer:
+    """Spaces requests of one rate-limit class once Vast has said its threshold.
+
+    Vast's 429 names the limit it enforces (`API requests too frequent endpoint threshold=4.5`, per key and
+    endpoint). After the first one for a class, requests of that class leave at most `threshold` per second, so
+    a burst of concurrent creates costs one rejection, not one per request and retry. Until then nothing is
+    paced: the published thresholds change and most accounts never meet them."""
+
+    def __init__(self, clock: Callable[[], float], sleep: Callable[[float], None]) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._interval: dict[str, float] = {}
+        self._next: dict[str, float] = {}
+
+    def learn(self, cls: str, message: str) -> None:
+        found = _THRESHOLD.search(message)
+        if found is None:
+            return
+        rate = float(found.group(1))
+        if rate > 0:
+            # A margin over the exact spacing: requests sent 1/rate apart can arrive closer than that.
+            interval = _PACING_MARGIN / rate
+            with self._lock:
+                self._interval[cls] = interval
+                # The server's bucket for this class is empty right now.
+                self._next[cls] = max(self._next.get(cls, 0.0), self._clock() + interval)
+
+    def interval(self, cls: str) -> float | None:
+        return self._interval.get(cls)
+
+    def acquire(self, cls: str, deadline: Deadline) -> None:
+        with self._lock:
+            interval = self._interval.get(cls)
+            if interval is None:
+                return
+            now = self._clock()
+            slot = max(now, self._next.get(cls, now))
+            self._next[cls] = slot + interval
+        wait = min(slot - now, max(0.0, deadline.remaining()))
+        if wait > 0:
+            self._sleep(wait)
+
 
 CLOCK_HEADER = "X-Emulator-Time"
 """Epoch seconds, full precision: the local emulator's virtual clock. Real Vast sends only `Date`."""
@@ -160,7 +243,10 @@ class Transport:
         self._rng = rng
         self._wall_clock = wall_clock
         self._closed = False
-        self.server_time: float | None = None
+        # Vast's clock at this thread's most recent response: one client serves a provider's concurrent
+        # creates, and each must date its own rent, not whichever response arrived last.
+        self._local = threading.local()
+        self.pacer = Pacer(clock, sleep)
         self._http = httpx.Client(
             base_url=base_url,
             headers={
@@ -170,9 +256,19 @@ class Transport:
             },
             timeout=timeout,
             transport=transport,
+            verify=shared_ssl_context(),
             # Vast's API answers in place; a redirect is a misconfigured base URL, better surfaced than followed.
             follow_redirects=False,
         )
+
+    @property
+    def server_time(self) -> float | None:
+        value: float | None = getattr(self._local, "server_time", None)
+        return value
+
+    @server_time.setter
+    def server_time(self, value: float | None) -> None:
+        self._local.server_time = value
 
     def deadline(self, seconds: float) -> Deadline:
         return Deadline(self._clock, seconds)
@@ -205,6 +301,8 @@ class Transport:
             # Like the official client: POST/PUT/DELETE always carry JSON, `{}` when there is nothing to say.
             content = json.dumps({} if body is None else body, allow_nan=False).encode()
             headers["Content-Type"] = "application/json"
+        cls = limit_class(method, path)
+        self.pacer.acquire(cls, deadline)
         started = self._clock()
         try:
             response = self._http.request(method, url, content=content, headers=headers, timeout=httpx.Timeout(timeout))
@@ -276,6 +374,7 @@ class Transport:
             error: VastError = QuotaExceededError(message, retry_after=hint, status=status, code=code, **where)
             return Failure(error=error, retryable=False, acted=False, wait_hint=hint)
         if status == 429:
+            self.pacer.learn(limit_class(where["method"], where["path"]), message)
             error = RateLimitedError(message, retry_after=hint, status=status, code=code, **where)
             return Failure(error=error, retryable=True, acted=False, wait_hint=hint)
         error = self._error_for(status, code, message, where)

@@ -112,7 +112,7 @@ class VastClient:
 
     @property
     def last_server_time(self) -> float | None:
-        """Vast's clock (epoch seconds) when it sent the most recent response this client received, whatever
+        """Vast's clock (epoch seconds) when it sent the most recent response this thread received, whatever
         its status: what Vast bills by, read from the emulator's precise `X-Emulator-Time` header when present,
         else from HTTP `Date` (whole seconds). None before the first response. Read it right after the call
         whose moment matters (a rent, a stop): the next call replaces it."""

@@ -254,7 +254,10 @@ def test_rate_limited_to_the_end(harness: Harness) -> None:
         vast.list_instances()
     assert caught.value.retry_after == pytest.approx(1.0)
     assert "threshold=1.0" in caught.value.message
-    assert harness.sleeps == [1.0, 1.0]
+    # Two retry waits of the server's Retry-After; the pacer (which learnt "threshold=1.0" from the first 429)
+    # adds its own spacing waits, which here refill nothing either since these sleeps do not advance the clock.
+    assert harness.sleeps.count(1.0) == 2
+    assert [r.status for r in harness.calls("list")] == [200, 429, 429, 429]
 
 
 # -- retries under faults ---------------------------------------------------------------------------------------
@@ -281,8 +284,9 @@ def test_rate_limits_are_waited_out(harness: Harness, vast: VastClient) -> None:
     for _ in range(3):  # manage: 1 per second, so each call after the first waits for its token
         vast.stop(instance_id)
         vast.start(instance_id)
-    assert len(harness.sleeps) >= 5
-    assert all(s == pytest.approx(1.0, abs=0.01) for s in harness.sleeps)
+    assert sum(harness.sleeps) >= 5
+    # Each wait is the token's refill (1 s) or the pacer's spacing of the learnt threshold (1 s plus margin).
+    assert all(0 < s <= 1.1 for s in harness.sleeps)
     inst = vast.get_instance(instance_id)
     assert inst is not None and inst.phase == "running"
 
