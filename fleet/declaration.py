@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from fleet.instance import DesiredState, InstanceSpec
+from fleet.instance import MAX_DISK_GB, DesiredState, Environment, Geolocation, ImageReference, InstanceSpec, Number
 
 GROUP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 TEAM_NAME = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
@@ -44,27 +44,21 @@ class FleetError(ValueError):
 class Group(BaseModel):
     """One group of identical instances."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The same value rules as the resource inputs (fleet.instance), so the program refuses what check would.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     gpu: str = Field(min_length=1)
-    count: int = Field(default=1, ge=0, le=MAX_COUNT)
-    num_gpus: int = Field(default=1, ge=1, le=16)
-    image: str = Field(min_length=1, max_length=1024)
-    disk_gb: float = Field(default=16.0, ge=8, le=4096)
-    max_dph: float = Field(gt=0, le=128)
-    min_reliability: float = Field(default=0.95, ge=0, le=1)
+    count: Annotated[int, Number] = Field(default=1, ge=0, le=MAX_COUNT)
+    num_gpus: Annotated[int, Number] = Field(default=1, ge=1, le=16)
+    image: ImageReference
+    disk_gb: Annotated[float, Number] = Field(default=16.0, ge=8, le=MAX_DISK_GB)
+    max_dph: Annotated[float, Number] = Field(gt=0, le=128)
+    min_reliability: Annotated[float, Number] = Field(default=0.95, ge=0, le=1)
     verified_only: bool = True
-    geolocation: str | None = Field(default=None, description="country codes, e.g. US or 'US,CA'")
+    geolocation: Geolocation | None = Field(default=None, description="country codes, e.g. US or 'US,CA'")
     onstart: str | None = None
-    env: dict[str, str] = Field(default_factory=dict)
+    env: Environment = Field(default_factory=dict)
     state: DesiredState = "running"
-
-    @field_validator("image")
-    @classmethod
-    def _no_spaces(cls, value: str) -> str:
-        if any(c.isspace() for c in value):
-            raise ValueError("an image reference has no spaces (e.g. pytorch/pytorch:2.4.0-cuda12.1-cudnn9-runtime)")
-        return value
 
 
 class Fleet(BaseModel):
@@ -118,7 +112,7 @@ def parse_fleet(stack: str, team: Any, fleet: Any) -> Fleet:
         except ValidationError as err:
             for e in err.errors():
                 field = _where(e["loc"]) or "(group)"
-                msg = e["msg"]
+                msg = e["msg"].removeprefix("Value error, ")
                 if e["type"] == "extra_forbidden":
                     msg = f"unknown field; valid fields: {', '.join(Group.model_fields)}"
                 problems.append(f"group {name!r}, field {field!r}: {msg} (got {e.get('input')!r})")

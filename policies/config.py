@@ -20,13 +20,23 @@ advisory finding (a policy's diagnostics all carry its one enforcement level).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pulumi_policy import PolicyConfigSchema
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    WithJsonSchema,
+)
 
 from fleet.declaration import TEAM_NAME
 from policies.names import RuleName
@@ -61,15 +71,54 @@ EnforcementLevelName = Literal["advisory", "mandatory", "remediate", "disabled"]
 AllowT = TypeVar("AllowT")
 
 
+# The engine checks the file against each policy's JSON schema before any rule runs; there `true` and `"3"`
+# are not numbers and `20260630` is not a date, while pydantic's lax mode would read them as 1, 3 and a
+# timestamp. These types refuse what the schema refuses, so `vastguard team check` never passes a file that
+# `pulumi preview` then rejects.
+def _json_number(value: Any) -> Any:
+    if isinstance(value, bool | str):
+        raise ValueError(f"must be a JSON number, not {json.dumps(value)}")
+    return value
+
+
+def _json_date(value: Any) -> Any:
+    if not isinstance(value, str | date):
+        raise ValueError(f"must be a date string YYYY-MM-DD, not {json.dumps(value)}")
+    return value
+
+
+Amount = Annotated[float, BeforeValidator(_json_number)]
+Count = Annotated[int, BeforeValidator(_json_number)]
+Day = Annotated[date, BeforeValidator(_json_date)]
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty or blank")
+    return value
+
+
+def _one_word(value: str) -> str:
+    if not value or any(c.isspace() for c in value):
+        raise ValueError(f"must be one word without spaces, not {json.dumps(value)}")
+    return value
+
+
+# An empty or blank entry matches nothing (or, in the GPU list, is skipped), so it is always a slip. The
+# schema's pattern makes the engine refuse it too; the validator says so in words.
+GpuName = Annotated[str, AfterValidator(_not_blank), WithJsonSchema({"type": "string", "pattern": r"\S"})]
+Word = Annotated[str, AfterValidator(_one_word), WithJsonSchema({"type": "string", "pattern": r"^\S+$"})]
+
+
 class Grant(BaseModel, Generic[AllowT]):
     """A time-boxed exception to one rule: while active, the rule also allows `allow`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     allow: AllowT = Field(description="the value the exception allows beyond the team's limit")
     reason: str = Field(min_length=1, description="why the team needs it")
     approver: str = Field(min_length=1, description="who approved it")
-    expires: date = Field(description="last day (UTC) the exception applies, YYYY-MM-DD")
+    expires: Day = Field(description="last day (UTC) the exception applies, YYYY-MM-DD")
 
     def active(self, today: date) -> bool:
         return today <= self.expires
@@ -78,13 +127,13 @@ class Grant(BaseModel, Generic[AllowT]):
 class NamedGrant(BaseModel):
     """A copy of a grant in the `vast-policy-exceptions` block, naming the rule it relaxes."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     rule: RuleName = Field(description="the policy the exception relaxes")
     allow: bool | float | str = Field(description="the value it allows, as in that rule's block")
     reason: str = Field(min_length=1)
     approver: str = Field(min_length=1)
-    expires: date
+    expires: Day
 
     def active(self, today: date) -> bool:
         return today <= self.expires
@@ -93,7 +142,8 @@ class NamedGrant(BaseModel):
 class Config(BaseModel):
     """What every block holds: the team it belongs to (see the module docstring for why)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Infinity as a cap or a budget would mean none, and the engine cannot even parse it (not JSON).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     team: str = Field(pattern=TEAM_NAME.pattern, description="the team this file governs (same in every block)")
 
@@ -107,31 +157,31 @@ class Limited(Config, Generic[AllowT]):
 
 
 class TeamBindingConfig(Config):
-    stacks: list[str] = Field(min_length=1, description="the stacks this team file may govern")
+    stacks: list[Word] = Field(min_length=1, description="the stacks this team file may govern")
 
 
-class GpuAllowListConfig(Limited[str]):
-    allowed_gpus: list[str] = Field(
+class GpuAllowListConfig(Limited[GpuName]):
+    allowed_gpus: list[GpuName] = Field(
         min_length=1, description="GPU models or families (A100 = any A100); spaces or underscores")
 
     def effective(self, today: date) -> list[str]:
         return [*self.allowed_gpus, *(g.allow for g in self.active_grants(today))]
 
 
-class InstanceMaxDphConfig(Limited[float]):
-    max_dph: float = Field(ge=0, description="$/h cap per instance (GPU + storage), for max_dph and the quote")
+class InstanceMaxDphConfig(Limited[Amount]):
+    max_dph: Amount = Field(ge=0, description="$/h cap per instance (GPU + storage), for max_dph and the quote")
 
 
-class HostMinReliabilityConfig(Limited[float]):
-    min_reliability: float = Field(default=0.95, ge=0, le=1, description="lowest host reliability allowed")
+class HostMinReliabilityConfig(Limited[Amount]):
+    min_reliability: Amount = Field(default=0.95, ge=0, le=1, description="lowest host reliability allowed")
 
 
-class VerifiedHostsOnlyConfig(Limited[bool]):
-    allow_unverified: bool = Field(default=False, description="true lets instances rent unverified hosts")
+class VerifiedHostsOnlyConfig(Limited[StrictBool]):
+    allow_unverified: StrictBool = Field(default=False, description="true lets instances rent unverified hosts")
 
 
-class ImageAllowedRegistriesConfig(Limited[str]):
-    allowed_images: list[str] = Field(
+class ImageAllowedRegistriesConfig(Limited[Word]):
+    allowed_images: list[Word] = Field(
         min_length=1,
         description="'registry/namespace/' allows everything under it; 'namespace/repo' allows that repository",
     )
@@ -140,33 +190,35 @@ class ImageAllowedRegistriesConfig(Limited[str]):
         return [*self.allowed_images, *(g.allow for g in self.active_grants(today))]
 
 
-class DiskMaxSizeConfig(Limited[float]):
-    max_disk_gb: float = Field(ge=0, description="largest disk_gb per instance")
+class DiskMaxSizeConfig(Limited[Amount]):
+    max_disk_gb: Amount = Field(ge=0, description="largest disk_gb per instance")
 
 
-class MaxInstancesConfig(Limited[int]):
-    max_instances: int = Field(ge=0, description="most instances the stack may declare (running or stopped)")
+class MaxInstancesConfig(Limited[Count]):
+    max_instances: Count = Field(ge=0, description="most instances the stack may declare (running or stopped)")
 
 
-class MaxGpusConfig(Limited[int]):
-    max_gpus: int = Field(ge=0, description="most GPUs over all the stack's instances (count x num_gpus)")
+class MaxGpusConfig(Limited[Count]):
+    max_gpus: Count = Field(ge=0, description="most GPUs over all the stack's instances (count x num_gpus)")
 
 
-class DailyBudgetConfig(Limited[float]):
-    daily_budget: float = Field(ge=0, description="$ per day: estimated $/h x 24")
+class DailyBudgetConfig(Limited[Amount]):
+    daily_budget: Amount = Field(ge=0, description="$ per day: estimated $/h x 24")
 
 
 class DailyBudgetWarningConfig(Config):
-    daily_budget: float = Field(ge=0, description="same as vast-daily-budget.daily_budget")
-    warn_share: float = Field(default=0.8, gt=0, le=1, description="warn from this share of the daily budget")
+    daily_budget: Amount = Field(ge=0, description="same as vast-daily-budget.daily_budget")
+    warn_share: Amount = Field(default=0.8, gt=0, le=1, description="warn from this share of the daily budget")
 
 
-class MonthlyBudgetConfig(Limited[float]):
-    monthly_budget: float | None = Field(default=None, ge=0, description="$ per month (x 730 h); null = none")
+class MonthlyBudgetConfig(Limited[Amount]):
+    monthly_budget: Annotated[float, Field(ge=0), BeforeValidator(_json_number)] | None = Field(
+        default=None, description="$ per month (x 730 h); null = none")
 
 
-class MaxHourlyBurnConfig(Limited[float]):
-    max_hourly_burn: float | None = Field(default=None, ge=0, description="cap on the stack's total $/h; null = none")
+class MaxHourlyBurnConfig(Limited[Amount]):
+    max_hourly_burn: Annotated[float, Field(ge=0), BeforeValidator(_json_number)] | None = Field(
+        default=None, description="cap on the stack's total $/h; null = none")
 
 
 class PolicyExceptionsConfig(Config):
@@ -208,7 +260,7 @@ def describe_errors(err: ValidationError) -> str:
     parts = []
     for e in err.errors():
         where = ".".join(str(p) for p in e["loc"]) or "(block)"
-        msg = "unknown field" if e["type"] == "extra_forbidden" else e["msg"]
+        msg = "unknown field" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
         parts.append(f"{where}: {msg}")
     return "; ".join(parts)
 

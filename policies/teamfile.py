@@ -220,7 +220,7 @@ def _problems(err: ValidationError) -> list[str]:
         elif e["type"] == "value_error" and not loc:
             out.extend(str(e["ctx"]["error"]).split("\n"))
         else:
-            out.append(f"{where}: {e['msg']}")
+            out.append(f"{where}: {e['msg'].removeprefix('Value error, ')}")
     return out
 
 
