@@ -7,6 +7,8 @@ Marketplace realities this code is shaped by (see SkyPilot's Vast provisioner fo
 - A create whose outcome is unknown (interrupted engine, lost connection) must never rent twice: every instance
   carries an ownership tag in its label, and create first adopts an instance that already carries its tag.
 - Search results cannot be trusted to have applied every filter: re-check the fields we filtered on.
+- Searches are scarce (about ten a minute per key): a process searches once per query and quotes and rents
+  distinct offers from that one result (`providers.market.OfferBook`).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from fleet.instance import InstanceSpec, Quote
+from providers.market import Session
 from vastclient import Instance, Offer, OfferQuery, OfferUnavailableError, VastClient, gpus
 
 MAX_RENT_ATTEMPTS = 5
@@ -80,24 +83,33 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def quote(client: VastClient, spec: InstanceSpec, known_gpus: Sequence[str]) -> Quote:
-    """The cheapest offer within the cap; NoOfferError says what is available instead."""
-    offers = matching_offers(client, spec, known_gpus)
-    if not offers:
-        uncapped = matching_offers(client, spec, known_gpus, capped=False)
-        what = f"{spec.num_gpus}x {spec.gpu_name}"
-        if uncapped:
-            raise NoOfferError(
-                f"no {what} offer within max_dph ${spec.max_dph:.2f}/h; the cheapest matching offer now is "
-                f"${uncapped[0].dph_total:.3f}/h ({len(uncapped)} offers): raise max_dph (within the team's cap) "
-                "or relax min_reliability/verified_only/geolocation"
-            )
+def quote(market: Session, spec: InstanceSpec, known_gpus: Sequence[str]) -> Quote:
+    """The cheapest offer within the cap that no other new instance of this process was quoted; NoOfferError
+    says what is available instead."""
+    query = query_for(spec, known_gpus)
+    found = market.book.quote(query)
+    what = f"{spec.num_gpus}x {spec.gpu_name}"
+    if found is not None:
+        best, matched = found
+        return quote_from(best, matched=matched)
+    within = market.book.matched(query)
+    if within:
         raise NoOfferError(
-            f"no {what} offer on the marketplace meets min_reliability {spec.min_reliability}, "
-            f"verified_only={spec.verified_only}, geolocation={spec.geolocation!r}; relax them or pick another GPU"
+            f"only {within} {what} offers within max_dph ${spec.max_dph:.2f}/h on the marketplace, all quoted to "
+            "other new instances of this stack: declare fewer, raise max_dph (within the team's cap) or relax "
+            "min_reliability/verified_only/geolocation"
         )
-    best = offers[0]
-    return quote_from(best, matched=len(offers))
+    uncapped = matching_offers(market.client, spec, known_gpus, capped=False)
+    if uncapped:
+        raise NoOfferError(
+            f"no {what} offer within max_dph ${spec.max_dph:.2f}/h; the cheapest matching offer now is "
+            f"${uncapped[0].dph_total:.3f}/h ({len(uncapped)} offers): raise max_dph (within the team's cap) "
+            "or relax min_reliability/verified_only/geolocation"
+        )
+    raise NoOfferError(
+        f"no {what} offer on the marketplace meets min_reliability {spec.min_reliability}, "
+        f"verified_only={spec.verified_only}, geolocation={spec.geolocation!r}; relax them or pick another GPU"
+    )
 
 
 def quote_from(offer: Offer, *, matched: int) -> Quote:
@@ -116,6 +128,10 @@ class VastTimes:
     state_since: float | None = None
 
 
+class InstanceSource(Protocol):
+    def get_instance(self, instance_id: int) -> Instance | None: ...
+
+
 @dataclass
 class Waiter:
     """Polls an instance against a monotonic deadline; injectable clock and sleep for tests."""
@@ -126,11 +142,11 @@ class Waiter:
     first_interval: float = 0.5
     max_interval: float = 10.0
 
-    def until_running(self, client: VastClient, instance_id: int) -> Instance:
+    def until_running(self, source: InstanceSource, instance_id: int) -> Instance:
         deadline = self.clock() + self.timeout
         interval = self.first_interval
         while True:
-            inst = client.get_instance(instance_id)
+            inst = source.get_instance(instance_id)
             if inst is None:
                 raise ProvisioningError(f"instance {instance_id} disappeared while starting")
             if inst.phase == "running":
@@ -149,42 +165,29 @@ class Waiter:
             interval = min(interval * 1.5, self.max_interval)
 
 
-def find_owned(client: VastClient, tag: str, label: str) -> Instance | None:
-    """The instance carrying our ownership tag, if a previous create got as far as renting it."""
-    for inst in client.list_instances(labels=[label]):
-        if tag_of(inst.label) == tag:
-            return inst
-    # The user label may have changed since that create; fall back to every instance of the account.
-    for inst in client.list_instances():
-        if tag_of(inst.label) == tag:
-            return inst
-    return None
-
-
 def release(client: VastClient, instance_id: int) -> None:
     """Destroy, tolerating an instance that is already gone."""
     client.destroy(instance_id)
 
 
-def rent(client: VastClient, spec: InstanceSpec, known_gpus: Sequence[str], *, tag: str, waiter: Waiter,
-         log: Callable[[str], None] = lambda _m: None, times: VastTimes | None = None) -> tuple[Instance, Quote]:
+def rent(market: Session, spec: InstanceSpec, known_gpus: Sequence[str], *, tag: str, waiter: Waiter,
+         log: Callable[[str], None] = lambda _m: None, times: VastTimes | None = None,
+         prefer: int | None = None) -> tuple[Instance, Quote]:
     """Adopt or rent one instance for spec and bring it to its desired state; `times` receives when, on
-    Vast's clock, it was rented and reached that state."""
+    Vast's clock, it was rented and reached that state. `prefer` is the offer `check` quoted for it."""
     times = times if times is not None else VastTimes()
+    client = market.client
     label = compose_label(tag, spec.label)
-    owned = find_owned(client, tag, label)
-    failed_machines: set[int] = set()
-    taken_offers: set[int] = set()
+    owned = market.board.find_tagged(tag, tag_of)
     problems: list[str] = []
     if owned is not None:
         log(f"adopting instance {owned.id} already tagged {tag} (an earlier create was interrupted)")
         try:
-            inst = _settle(client, owned.id, spec, waiter, times)
+            inst = _settle(market, owned.id, spec, waiter, times)
         except ProvisioningError as err:
             problems.append(str(err))
             release(client, owned.id)
-            if owned.machine_id is not None:
-                failed_machines.add(owned.machine_id)
+            market.book.avoid_machine(owned.machine_id)
         else:
             times.created_at = owned.start_date
             # The offer an adopted instance came from is gone from the market; quote what it costs.
@@ -192,40 +195,40 @@ def rent(client: VastClient, spec: InstanceSpec, known_gpus: Sequence[str], *, t
                                dph_total=owned.dph_total or 0.0, storage_cost=owned.storage_cost or 0.0,
                                matched=1, quoted_at=now_iso())
 
+    query = query_for(spec, known_gpus)
     for attempt in range(MAX_RENT_ATTEMPTS):
-        offers = [o for o in matching_offers(client, spec, known_gpus)
-                  if o.machine_id not in failed_machines and o.id not in taken_offers]
-        if not offers:
+        claimed = market.book.claim(query, prefer=prefer)
+        if claimed is None:
             break
-        offer = offers[0]
+        offer, matched = claimed
         try:
             instance_id = client.create_instance(
                 offer.id, image=spec.image, disk_gb=spec.disk_gb, label=label, env=spec.env, onstart=spec.onstart,
             )
         except OfferUnavailableError:
             log(f"offer {offer.id} was taken before we could rent it; trying the next one")
-            taken_offers.add(offer.id)
+            market.book.gone(offer.id)
             continue
         rented_at = client.last_server_time
         try:
-            inst = _settle(client, instance_id, spec, waiter, times)
+            inst = _settle(market, instance_id, spec, waiter, times)
         except ProvisioningError as err:
             problems.append(str(err))
             log(f"attempt {attempt + 1}: {err}; destroying it and trying another machine")
             release(client, instance_id)
-            if offer.machine_id is not None:
-                failed_machines.add(offer.machine_id)
+            market.book.avoid_machine(offer.machine_id)
             continue
         times.created_at = rented_at
-        return inst, quote_from(offer, matched=len(offers))
+        return inst, quote_from(offer, matched=matched)
     detail = "; ".join(problems) if problems else "no remaining offer within max_dph"
     raise ProvisioningError(f"could not rent {spec.num_gpus}x {spec.gpu_name} for {tag}: {detail}")
 
 
-def _settle(client: VastClient, instance_id: int, spec: InstanceSpec, waiter: Waiter, times: VastTimes) -> Instance:
-    inst = waiter.until_running(client, instance_id)
-    times.state_since = client.last_server_time  # the poll that saw it running
+def _settle(market: Session, instance_id: int, spec: InstanceSpec, waiter: Waiter, times: VastTimes) -> Instance:
+    inst = waiter.until_running(market.board, instance_id)
+    times.state_since = market.board.last_server_time  # the listing that saw it running
     if spec.state == "stopped":
+        client = market.client
         client.stop(instance_id)
         times.state_since = client.last_server_time
         refreshed = client.get_instance(instance_id)

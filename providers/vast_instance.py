@@ -43,8 +43,9 @@ from pulumi.dynamic import (
 from pydantic import ValidationError
 
 from fleet.instance import InstanceInputs, InstanceSpec, Quote
-from providers import provisioning
+from providers import market, provisioning
 from providers.explain import explain, stack_of
+from providers.host import widen_worker_pool
 from providers.settings import ProviderSettings, settings_from
 from vastclient import Instance as VastInstance
 from vastclient import NotFoundError, VastClient, VastError, gpus
@@ -60,12 +61,10 @@ CLOCK_OUTPUTS = ("vast_created_at", "vast_state_since", "vast_seen_at", "local_s
 
 class VastInstanceProvider(ResourceProvider):
     _settings: ProviderSettings | None
-    _gpu_names: list[str] | None
 
     def __init__(self) -> None:
         super().__init__()
         self._settings = None
-        self._gpu_names = None
 
     # Keep only plain state when pickled into `__provider`: never a key, a client or a lock.
     def __getstate__(self) -> dict[str, Any]:
@@ -73,9 +72,9 @@ class VastInstanceProvider(ResourceProvider):
 
     def __setstate__(self, _state: dict[str, Any]) -> None:
         self._settings = None
-        self._gpu_names = None
 
     def configure(self, req: ConfigureRequest) -> None:
+        widen_worker_pool()
         self._settings = settings_from(req.config.get)
 
     # --- helpers -----------------------------------------------------------------------------------------
@@ -84,14 +83,12 @@ class VastInstanceProvider(ResourceProvider):
         # Without `configure` (e.g. an engine that skips it), fall back to the environment alone.
         return self._settings or settings_from(lambda _k: None)
 
-    def _client(self) -> VastClient:
+    def _market(self) -> market.Session:
+        """The process's shared client, offer book and instance board for this stack's account."""
         settings = self._current_settings()
-        return VastClient(api_key=settings.require_key(), base_url=settings.base_url)
-
-    def _known_gpus(self, client: VastClient) -> list[str]:
-        if self._gpu_names is None:
-            self._gpu_names = client.gpu_names()
-        return self._gpu_names
+        key = settings.require_key()
+        return market.session_for(settings.base_url, key,
+                                  make_client=lambda: VastClient(api_key=key, base_url=settings.base_url))
 
     @staticmethod
     def _spec(props: dict[str, Any]) -> InstanceSpec:
@@ -120,9 +117,8 @@ class VastInstanceProvider(ResourceProvider):
         }
 
     @staticmethod
-    def _seen(outs: dict[str, Any], client: VastClient) -> dict[str, Any]:
+    def _seen(outs: dict[str, Any], seen: float | None) -> dict[str, Any]:
         """The clock sample of the provider's last call: Vast's clock and ours, taken together."""
-        seen = client.last_server_time
         if seen is not None:
             outs["vast_seen_at"], outs["local_seen_at"] = seen, time.time()
         return outs
@@ -141,17 +137,17 @@ class VastInstanceProvider(ResourceProvider):
         if olds and olds.get("quote") and self._spec_unchanged(olds, news):
             return CheckResult({**news, "quote": olds["quote"]}, [])
         try:
-            with self._client() as client:
-                known = self._known_gpus(client)
-                try:
-                    gpus.resolve(spec.gpu_name, known)
-                except gpus.UnknownGpuError as err:
-                    return CheckResult(news, [CheckFailure(
-                        "gpu_name", f"{err}; fix the group's `gpu` in stacks/Pulumi.{stack_of(news)}.yaml")])
-                try:
-                    quote = provisioning.quote(client, spec, known)
-                except provisioning.NoOfferError as err:
-                    return CheckResult(news, [CheckFailure("max_dph", str(err))])
+            session = self._market()
+            known = session.gpu_names()
+            try:
+                gpus.resolve(spec.gpu_name, known)
+            except gpus.UnknownGpuError as err:
+                return CheckResult(news, [CheckFailure(
+                    "gpu_name", f"{err}; fix the group's `gpu` in stacks/Pulumi.{stack_of(news)}.yaml")])
+            try:
+                quote = provisioning.quote(session, spec, known)
+            except provisioning.NoOfferError as err:
+                return CheckResult(news, [CheckFailure("max_dph", str(err))])
         except VastError as err:
             base_url = self._settings.base_url if self._settings else None
             return CheckResult(news, [CheckFailure("quote", explain(err, base_url=base_url, stack=stack_of(news)))])
@@ -174,22 +170,25 @@ class VastInstanceProvider(ResourceProvider):
         # incarnation (what is rented), so only a retry of this very create finds and adopts its instance.
         tag = provisioning.incarnation_tag(props["ownership_tag"], {k: props.get(k) for k in REPLACE_FIELDS})
         times = provisioning.VastTimes()
-        with self._client() as client:
-            inst, quote = provisioning.rent(
-                client, spec, self._known_gpus(client), tag=tag,
-                waiter=provisioning.Waiter(timeout=settings.provision_timeout), log=log.info, times=times,
-            )
-            outs = self._seen(self._outputs(props, inst, quote), client)
+        widen_worker_pool()
+        session = self._market()
+        quoted = props.get("quote")
+        inst, quote = provisioning.rent(
+            session, spec, session.gpu_names(), tag=tag,
+            waiter=provisioning.Waiter(timeout=settings.provision_timeout), log=log.info, times=times,
+            prefer=quoted.get("offer_id") if isinstance(quoted, dict) else None,
+        )
+        outs = self._seen(self._outputs(props, inst, quote), session.board.last_server_time)
         outs["vast_created_at"] = times.created_at if times.created_at is not None else inst.start_date
         outs["vast_state_since"] = times.state_since
         return CreateResult(id_=str(inst.id), outs=outs)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        with self._client() as client:
-            inst = client.get_instance(int(id_))
-            if inst is None:
-                return ReadResult(id_="", outs={})
-            outs = self._seen(self._outputs(props, inst, None), client)
+        board = self._market().board
+        inst = board.get_instance(int(id_))
+        if inst is None:
+            return ReadResult(id_="", outs={})
+        outs = self._seen(self._outputs(props, inst, None), board.last_server_time)
         if outs["vast_created_at"] is None:  # state written before the clock outputs, or an import
             outs["vast_created_at"] = inst.start_date
         # Reflect Vast's truth: a stopped-behind-our-back instance shows as stopped, so `up` restarts it.
@@ -204,23 +203,23 @@ class VastInstanceProvider(ResourceProvider):
         settings = self._current_settings()
         instance_id = int(id_)
         state_since = olds.get("vast_state_since")
-        with self._client() as client:
-            if olds.get("label") != news.get("label"):
-                tag = provisioning.tag_of(olds.get("vast_label")) or news["ownership_tag"]
-                client.set_label(instance_id, provisioning.compose_label(tag, spec.label))
-            if olds.get("state") != spec.state:
-                if spec.state == "stopped":
-                    client.stop(instance_id)
-                else:
-                    client.start(instance_id)
-                    provisioning.Waiter(timeout=settings.provision_timeout).until_running(client, instance_id)
-                state_since = client.last_server_time  # the stop response, or the poll that saw it running
-            inst = client.get_instance(instance_id)
-            if inst is None:
-                raise provisioning.ProvisioningError(
-                    f"instance {instance_id} vanished during the update; run refresh")
-            quote = Quote.model_validate(olds["quote"]) if isinstance(olds.get("quote"), dict) else None
-            outs = self._seen(self._outputs(news, inst, quote), client)
+        client = self._market().client
+        if olds.get("label") != news.get("label"):
+            tag = provisioning.tag_of(olds.get("vast_label")) or news["ownership_tag"]
+            client.set_label(instance_id, provisioning.compose_label(tag, spec.label))
+        if olds.get("state") != spec.state:
+            if spec.state == "stopped":
+                client.stop(instance_id)
+            else:
+                client.start(instance_id)
+                provisioning.Waiter(timeout=settings.provision_timeout).until_running(client, instance_id)
+            state_since = client.last_server_time  # the stop response, or the poll that saw it running
+        inst = client.get_instance(instance_id)
+        if inst is None:
+            raise provisioning.ProvisioningError(
+                f"instance {instance_id} vanished during the update; run refresh")
+        quote = Quote.model_validate(olds["quote"]) if isinstance(olds.get("quote"), dict) else None
+        outs = self._seen(self._outputs(news, inst, quote), client.last_server_time)
         outs["offer_id"] = olds.get("offer_id")
         outs["vast_created_at"] = olds.get("vast_created_at") if olds.get("vast_created_at") is not None \
             else inst.start_date
@@ -229,8 +228,8 @@ class VastInstanceProvider(ResourceProvider):
 
     def delete(self, id_: str, _props: dict[str, Any]) -> None:
         # Already gone is the desired end state.
-        with self._client() as client, contextlib.suppress(NotFoundError):
-            client.destroy(int(id_))
+        with contextlib.suppress(NotFoundError):
+            self._market().client.destroy(int(id_))
 
 
 _PROVIDER_LOCK = threading.Lock()

@@ -300,22 +300,27 @@ class VastClient:
         return newest.id
 
     def list_instances(
-        self, *, labels: Iterable[str] | None = None, statuses: Iterable[str] | None = None
+        self, *, labels: Iterable[str] | None = None, statuses: Iterable[str] | None = None,
+        ids: Iterable[int] | None = None,
     ) -> list[Instance]:
         """The account's instances, optionally only those with one of `labels` / `actual_status` in
-        `statuses`, through the paginated v1 listing (25 a page, following `next_token`). The filters
-        are re-applied to the rows, since Vast may ignore a filter rather than reject it."""
+        `statuses` / `id` in `ids`, through the paginated v1 listing (25 a page, following `next_token`).
+        The filters are re-applied to the rows, since Vast may ignore a filter rather than reject it."""
         return self._list_instances(
             labels=None if labels is None else list(labels),
             statuses=None if statuses is None else list(statuses),
+            ids=None if ids is None else sorted(set(ids)),
             deadline=self._deadline(),
         )
 
     def _list_instances(
-        self, *, labels: list[str] | None, statuses: list[str] | None, deadline: Deadline
+        self, *, labels: list[str] | None, statuses: list[str] | None, deadline: Deadline,
+        ids: list[int] | None = None,
     ) -> list[Instance]:
         path = "/api/v1/instances/"
         filters: dict[str, Any] = {}
+        if ids is not None:
+            filters["id"] = {"in": ids}
         if statuses is not None:
             filters["actual_status"] = {"in": statuses}
         if labels is not None:
@@ -338,6 +343,7 @@ class VastClient:
             i
             for i in instances
             if (labels is None or i.label in labels) and (statuses is None or i.actual_status in statuses)
+            and (ids is None or i.id in ids)
         ]
 
     def get_instance(self, instance_id: int) -> Instance | None:

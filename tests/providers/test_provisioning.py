@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from fleet.instance import InstanceSpec
+from fleet.instance import InstanceSpec, Quote
 from providers import provisioning
+from providers.market import Session
 from providers.provisioning import ProvisioningError, Waiter, compose_label, ownership_tag, rent, tag_of
 from vastclient import Instance, Offer, OfferQuery, OfferUnavailableError
 
@@ -69,9 +70,10 @@ class ScriptedMarket:
         return Instance(id=instance_id, actual_status=status, label=row["label"], machine_id=row["machine"],
                         dph_total=row["dph"], storage_cost=0.1, gpu_name="RTX 4090")
 
-    def list_instances(self, *, labels: list[str] | None = None, statuses: Any = None) -> list[Instance]:
+    def list_instances(self, *, labels: list[str] | None = None, statuses: Any = None,
+                       ids: Any = None) -> list[Instance]:
         self._tick()
-        rows = [self._peek(i) for i in list(self.instances)]
+        rows = [self._peek(i) for i in list(self.instances) if ids is None or i in ids]
         return [r for r in rows if r is not None and (labels is None or r.label in labels)]
 
     def destroy(self, instance_id: int) -> None:
@@ -95,6 +97,20 @@ class FakeClock:
         self.now += seconds
 
 
+def session(market: ScriptedMarket, clock: FakeClock | None = None) -> Session:
+    """What one provider process keeps for the account: a new one models a new process."""
+    clock = clock or FakeClock()
+    return Session(market, clock=clock, sleep=clock.sleep)  # type: ignore[arg-type]
+
+
+def rent_on(market: ScriptedMarket, spec: InstanceSpec, *, timeout: float = 60,
+            times: provisioning.VastTimes | None = None) -> tuple[Instance, Quote]:
+    """One create in a new provider process, its waiter and instance board on one fake clock."""
+    clock = FakeClock()
+    return rent(session(market, clock), spec, KNOWN, tag=TAG, times=times,
+                waiter=Waiter(timeout=timeout, clock=clock, sleep=clock.sleep))
+
+
 def spec(**kw: Any) -> InstanceSpec:
     base: dict[str, Any] = {"team": "ml-engineering", "gpu_name": "RTX_4090", "image": "img:1", "max_dph": 0.5}
     return InstanceSpec(**{**base, **kw})
@@ -116,7 +132,7 @@ def test_labels_carry_the_ownership_tag() -> None:
 
 def test_rents_the_cheapest_offer_and_waits_for_running() -> None:
     market = ScriptedMarket([offer(1, 10, 0.45), offer(2, 11, 0.30), offer(3, 12, 0.40)])
-    inst, quote = rent(market, spec(), KNOWN, tag=TAG, waiter=waiter())  # type: ignore[arg-type]
+    inst, quote = rent_on(market, spec())
     assert quote.offer_id == 2
     assert inst.actual_status == "running"
     assert tag_of(inst.label) == TAG
@@ -125,14 +141,14 @@ def test_rents_the_cheapest_offer_and_waits_for_running() -> None:
 
 def test_offer_taken_meanwhile_tries_the_next() -> None:
     market = ScriptedMarket([offer(1, 10, 0.30), offer(2, 11, 0.35)], taken={1})
-    _, quote = rent(market, spec(), KNOWN, tag=TAG, waiter=waiter())  # type: ignore[arg-type]
+    _, quote = rent_on(market, spec())
     assert quote.offer_id == 2
     assert len(market.instances) == 1
 
 
 def test_instance_that_exits_is_destroyed_and_another_machine_used() -> None:
     market = ScriptedMarket([offer(1, 10, 0.30), offer(2, 11, 0.35)], lifecycles={10: ["loading", "exited"]})
-    inst, quote = rent(market, spec(), KNOWN, tag=TAG, waiter=waiter())  # type: ignore[arg-type]
+    inst, quote = rent_on(market, spec())
     assert quote.offer_id == 2
     assert market.destroyed == [101]
     assert list(market.instances) == [inst.id]
@@ -141,15 +157,15 @@ def test_instance_that_exits_is_destroyed_and_another_machine_used() -> None:
 def test_stuck_loading_hits_the_deadline_and_leaves_nothing_rented() -> None:
     market = ScriptedMarket([offer(1, 10, 0.30)], lifecycles={10: ["loading"]})
     with pytest.raises(ProvisioningError, match="still 'loading' after 30s"):
-        rent(market, spec(), KNOWN, tag=TAG, waiter=waiter(timeout=30))  # type: ignore[arg-type]
+        rent_on(market, spec(), timeout=30)
     assert market.instances == {}
     assert market.destroyed == [101]
 
 
 def test_interrupted_create_is_adopted_not_rented_twice() -> None:
     market = ScriptedMarket([offer(1, 10, 0.30), offer(2, 11, 0.35)])
-    first, _ = rent(market, spec(label="box"), KNOWN, tag=TAG, waiter=waiter())  # type: ignore[arg-type]
-    again, _ = rent(market, spec(label="renamed"), KNOWN, tag=TAG, waiter=waiter())  # type: ignore[arg-type]
+    first, _ = rent_on(market, spec(label="box"))
+    again, _ = rent_on(market, spec(label="renamed"))
     assert again.id == first.id
     assert len(market.instances) == 1
 
@@ -157,21 +173,21 @@ def test_interrupted_create_is_adopted_not_rented_twice() -> None:
 def test_rent_records_vast_times_of_the_rent_and_of_reaching_running() -> None:
     market = ScriptedMarket([offer(1, 10, 0.30)])
     times = provisioning.VastTimes()
-    rent(market, spec(), KNOWN, tag=TAG, waiter=waiter(), times=times)  # type: ignore[arg-type]
-    # list, list (adoption check), search, create -> 1004; polls: loading 1005, running 1006
-    assert (times.created_at, times.state_since) == (1004.0, 1006.0)
+    rent_on(market, spec(), times=times)
+    # list (adoption check) 1001, search 1002, create -> 1003; listings: loading 1004, running 1005
+    assert (times.created_at, times.state_since) == (1003.0, 1005.0)
 
 
 def test_rent_stopped_records_the_stop_response_time() -> None:
     market = ScriptedMarket([offer(1, 10, 0.30)])
     times = provisioning.VastTimes()
-    rent(market, spec(state="stopped"), KNOWN, tag=TAG, waiter=waiter(), times=times)  # type: ignore[arg-type]
-    assert (times.created_at, times.state_since) == (1004.0, 1007.0)
+    rent_on(market, spec(state="stopped"), times=times)
+    assert (times.created_at, times.state_since) == (1003.0, 1006.0)
 
 
 def test_desired_stopped_is_stopped_after_it_starts() -> None:
     market = ScriptedMarket([offer(1, 10, 0.30)])
-    inst, _ = rent(market, spec(state="stopped"), KNOWN, tag=TAG, waiter=waiter())  # type: ignore[arg-type]
+    inst, _ = rent_on(market, spec(state="stopped"))
     assert market.stopped == [inst.id]
     assert inst.actual_status == "stopped"
 
@@ -179,4 +195,4 @@ def test_desired_stopped_is_stopped_after_it_starts() -> None:
 def test_no_offer_within_cap_names_the_cheapest_available() -> None:
     market = ScriptedMarket([offer(1, 10, 0.80), offer(2, 11, 0.95)])
     with pytest.raises(provisioning.NoOfferError, match=r"within max_dph \$0.50/h; the cheapest .* \$0.800/h"):
-        provisioning.quote(market, spec(), KNOWN)  # type: ignore[arg-type]
+        provisioning.quote(session(market), spec(), KNOWN)
