@@ -88,7 +88,7 @@ class VastInstanceProvider(ResourceProvider):
         settings = self._current_settings()
         key = settings.require_key()
         return market.session_for(settings.base_url, key,
-                                  make_client=lambda: VastClient(api_key=key, base_url=settings.base_url))
+                                  make_client=lambda: VastClient(api_key=key, base_url=settings.base_url, pace=True))
 
     @staticmethod
     def _spec(props: dict[str, Any]) -> InstanceSpec:

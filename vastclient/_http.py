@@ -83,22 +83,41 @@ def limit_class(method: str, path: str) -> str:
 
 
 _PACING_MARGIN = 1.08
+"""Pace a little under a threshold: requests sent 1/rate apart can arrive closer together than that."""
+
+PUBLISHED_LIMITS: dict[str, tuple[float, int]] = {
+    "create": (4.5, 4), "destroy": (3.0, 3), "show": (2.0, 2), "manage": (1.0, 1), "list": (1.0, 1),
+    "charges": (1.0, 1), "search": (10 / 60, 10),
+}
+"""Vast's published per-key thresholds (requests per second) and the bursts they allow (search: about ten a
+minute). A client created with `pace=True` starts from these instead of learning them from a first 429."""
+
+
+@dataclass
+class _Bucket:
+    rate: float
+    burst: float
+    tokens: float
+    at: float
 
 
 class Pacer:
-    """Spaces requests of one rate-limit class once Vast has said its threshold.
+    """Token buckets per rate-limit class, so requests leave no faster than Vast accepts them.
 
     Vast's 429 names the limit it enforces (`API requests too frequent endpoint threshold=4.5`, per key and
-    endpoint). After the first one for a class, requests of that class leave at most `threshold` per second, so
-    a burst of concurrent creates costs one rejection, not one per request and retry. Until then nothing is
-    paced: the published thresholds change and most accounts never meet them."""
+    endpoint); after one, requests of that class are paced at that threshold. A client that knows it will
+    make many requests (the provider) starts from Vast's published limits (`PUBLISHED_LIMITS`) and so is
+    not rejected at all while they hold; other clients pace nothing until told, since most never meet a limit.
+    Requests reserve their slot under a lock and sleep outside it: concurrent callers queue in order."""
 
-    def __init__(self, clock: Callable[[], float], sleep: Callable[[float], None]) -> None:
+    def __init__(self, clock: Callable[[], float], sleep: Callable[[float], None],
+                 limits: Mapping[str, tuple[float, int]] | None = None) -> None:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._interval: dict[str, float] = {}
-        self._next: dict[str, float] = {}
+        now = clock()
+        self._buckets = {cls: _Bucket(rate / _PACING_MARGIN, burst, burst, now)
+                         for cls, (rate, burst) in (limits or {}).items()}
 
     def learn(self, cls: str, message: str) -> None:
         found = _THRESHOLD.search(message)
@@ -106,25 +125,25 @@ class Pacer:
             return
         rate = float(found.group(1))
         if rate > 0:
-            # A margin over the exact spacing: requests sent 1/rate apart can arrive closer than that.
-            interval = _PACING_MARGIN / rate
             with self._lock:
-                self._interval[cls] = interval
-                # The server's bucket for this class is empty right now.
-                self._next[cls] = max(self._next.get(cls, 0.0), self._clock() + interval)
+                # Vast's bucket for this class is empty right now: the next request waits one interval.
+                self._buckets[cls] = _Bucket(rate / _PACING_MARGIN, 1.0, 0.0, self._clock())
 
     def interval(self, cls: str) -> float | None:
-        return self._interval.get(cls)
+        bucket = self._buckets.get(cls)
+        return None if bucket is None else 1.0 / bucket.rate
 
     def acquire(self, cls: str, deadline: Deadline) -> None:
         with self._lock:
-            interval = self._interval.get(cls)
-            if interval is None:
+            bucket = self._buckets.get(cls)
+            if bucket is None:
                 return
             now = self._clock()
-            slot = max(now, self._next.get(cls, now))
-            self._next[cls] = slot + interval
-        wait = min(slot - now, max(0.0, deadline.remaining()))
+            bucket.tokens = min(bucket.burst, bucket.tokens + max(0.0, now - bucket.at) * bucket.rate)
+            bucket.at = max(bucket.at, now)
+            bucket.tokens -= 1.0
+            wait = 0.0 if bucket.tokens >= 0 else -bucket.tokens / bucket.rate
+        wait = min(wait, max(0.0, deadline.remaining()))
         if wait > 0:
             self._sleep(wait)
 
@@ -234,6 +253,7 @@ class Transport:
         sleep: Callable[[float], None],
         rng: Callable[[], float],
         wall_clock: Callable[[], float],
+        pace: bool = False,
     ) -> None:
         self._key = SecretStr(api_key)  # plain only inside the httpx client's headers
         self._timeout = timeout
@@ -246,7 +266,7 @@ class Transport:
         # Vast's clock at this thread's most recent response: one client serves a provider's concurrent
         # creates, and each must date its own rent, not whichever response arrived last.
         self._local = threading.local()
-        self.pacer = Pacer(clock, sleep)
+        self.pacer = Pacer(clock, sleep, PUBLISHED_LIMITS if pace else None)
         self._http = httpx.Client(
             base_url=base_url,
             headers={

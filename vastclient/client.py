@@ -57,7 +57,9 @@ class VastClient:
     with 429 / 502 / 503 / 504 or a connection error or timeout are retried up to `max_attempts` times with
     exponential backoff and jitter, never sooner than the server's `Retry-After` / `X-RateLimit-Reset`.
     `clock` (monotonic), `sleep`, `rng` (uniform in [0, 1)) and `wall_clock` (epoch seconds, for
-    `X-RateLimit-Reset`) are injectable so that tests run retries without waiting.
+    `X-RateLimit-Reset`) are injectable so that tests run retries without waiting. `pace=True` spaces requests
+    by Vast's published per-endpoint rate limits from the start; otherwise a class is paced once a 429 names its
+    threshold (see `vastclient._http.Pacer`).
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class VastClient:
         sleep: Callable[[float], None] = time.sleep,
         rng: Callable[[], float] = random.random,
         wall_clock: Callable[[], float] = time.time,
+        pace: bool = False,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("VAST_API_KEY", "")
         key = key.strip()
@@ -104,6 +107,7 @@ class VastClient:
             sleep=sleep,
             rng=rng,
             wall_clock=wall_clock,
+            pace=pace,
         )
 
     @property

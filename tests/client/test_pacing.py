@@ -13,7 +13,7 @@ from emulator import EmulatorServer
 from emulator.bodies import ConfigBody
 from emulator.testing import EmulatorAccount
 from vastclient import VastClient
-from vastclient._http import Deadline, Pacer, limit_class, shared_ssl_context
+from vastclient._http import PUBLISHED_LIMITS, Deadline, Pacer, limit_class, shared_ssl_context
 
 
 @pytest.mark.parametrize(("method", "path", "cls"), [
@@ -64,6 +64,20 @@ def test_after_a_threshold_requests_of_that_class_leave_at_its_rate() -> None:
         pacer.acquire("list", Deadline(t.clock, 60))  # another class is not held back
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert gaps == pytest.approx([1.08 / 4.5] * 9)
+
+
+def test_a_pacing_client_starts_from_vasts_published_limits() -> None:
+    t = FakeTime()
+    pacer = Pacer(t.clock, t.sleep, PUBLISHED_LIMITS)
+    for _ in range(13):
+        pacer.acquire("create", Deadline(t.clock, 60))
+    # A burst of four, then 4.5 a second (less the margin) for the other nine.
+    assert t.now == pytest.approx(9 * 1.08 / 4.5)
+    for _ in range(10):
+        pacer.acquire("search", Deadline(t.clock, 600))
+    assert t.now == pytest.approx(9 * 1.08 / 4.5)  # ten searches are free, the eleventh waits ~6.5 s
+    pacer.acquire("search", Deadline(t.clock, 600))
+    assert t.now == pytest.approx(9 * 1.08 / 4.5 + 6 * 1.08)
 
 
 def test_pacing_never_waits_past_the_deadline() -> None:
