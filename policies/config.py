@@ -87,8 +87,10 @@ def _json_date(value: Any) -> Any:
     return value
 
 
-Amount = Annotated[float, BeforeValidator(_json_number)]
-Count = Annotated[int, BeforeValidator(_json_number)]
+# The bounds sit in the types so that an exception's `allow` has exactly its limit's domain.
+Amount = Annotated[float, Field(ge=0), BeforeValidator(_json_number)]
+Share = Annotated[float, Field(ge=0, le=1), BeforeValidator(_json_number)]
+Count = Annotated[int, Field(ge=0), BeforeValidator(_json_number)]
 Day = Annotated[date, BeforeValidator(_json_date)]
 
 
@@ -169,11 +171,11 @@ class GpuAllowListConfig(Limited[GpuName]):
 
 
 class InstanceMaxDphConfig(Limited[Amount]):
-    max_dph: Amount = Field(ge=0, description="$/h cap per instance (GPU + storage), for max_dph and the quote")
+    max_dph: Amount = Field(description="$/h cap per instance (GPU + storage), for max_dph and the quote")
 
 
-class HostMinReliabilityConfig(Limited[Amount]):
-    min_reliability: Amount = Field(default=0.95, ge=0, le=1, description="lowest host reliability allowed")
+class HostMinReliabilityConfig(Limited[Share]):
+    min_reliability: Share = Field(default=0.95, description="lowest host reliability allowed")
 
 
 class VerifiedHostsOnlyConfig(Limited[StrictBool]):
@@ -191,34 +193,33 @@ class ImageAllowedRegistriesConfig(Limited[Word]):
 
 
 class DiskMaxSizeConfig(Limited[Amount]):
-    max_disk_gb: Amount = Field(ge=0, description="largest disk_gb per instance")
+    max_disk_gb: Amount = Field(description="largest disk_gb per instance")
 
 
 class MaxInstancesConfig(Limited[Count]):
-    max_instances: Count = Field(ge=0, description="most instances the stack may declare (running or stopped)")
+    max_instances: Count = Field(description="most instances the stack may declare (running or stopped)")
 
 
 class MaxGpusConfig(Limited[Count]):
-    max_gpus: Count = Field(ge=0, description="most GPUs over all the stack's instances (count x num_gpus)")
+    max_gpus: Count = Field(description="most GPUs over all the stack's instances (count x num_gpus)")
 
 
 class DailyBudgetConfig(Limited[Amount]):
-    daily_budget: Amount = Field(ge=0, description="$ per day: estimated $/h x 24")
+    daily_budget: Amount = Field(description="$ per day: estimated $/h x 24")
 
 
 class DailyBudgetWarningConfig(Config):
-    daily_budget: Amount = Field(ge=0, description="same as vast-daily-budget.daily_budget")
-    warn_share: Amount = Field(default=0.8, gt=0, le=1, description="warn from this share of the daily budget")
+    daily_budget: Amount = Field(description="same as vast-daily-budget.daily_budget")
+    warn_share: Annotated[float, Field(gt=0, le=1), BeforeValidator(_json_number)] = Field(
+        default=0.8, description="warn from this share of the daily budget")
 
 
 class MonthlyBudgetConfig(Limited[Amount]):
-    monthly_budget: Annotated[float, Field(ge=0), BeforeValidator(_json_number)] | None = Field(
-        default=None, description="$ per month (x 730 h); null = none")
+    monthly_budget: Amount | None = Field(default=None, description="$ per month (x 730 h); null = none")
 
 
 class MaxHourlyBurnConfig(Limited[Amount]):
-    max_hourly_burn: Annotated[float, Field(ge=0), BeforeValidator(_json_number)] | None = Field(
-        default=None, description="cap on the stack's total $/h; null = none")
+    max_hourly_burn: Amount | None = Field(default=None, description="cap on the stack's total $/h; null = none")
 
 
 class PolicyExceptionsConfig(Config):

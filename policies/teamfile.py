@@ -226,14 +226,17 @@ def _problems(err: ValidationError) -> list[str]:
 
 def parse_team_file(raw: Any, *, source: str = "team file", expect_team: str | None = None) -> TeamFile:
     """Validate parsed JSON; raise TeamFileError listing every problem."""
+    levels: list[str] = []
     if isinstance(raw, Mapping):
-        for key, value in raw.items():
-            if isinstance(value, Mapping) and value.get(LEVEL_KEY) not in (None, *_LEVELS):
-                raise TeamFileError(source, [f"{key}.{LEVEL_KEY}: must be one of {', '.join(_LEVELS)}"])
+        levels = [f"{key}.{LEVEL_KEY}: must be one of {', '.join(_LEVELS)}" for key, value in raw.items()
+                  if isinstance(value, Mapping) and value.get(LEVEL_KEY) not in (None, *_LEVELS)]
     try:
         parsed = TeamFile.model_validate(raw)
     except ValidationError as err:
-        raise TeamFileError(source, _problems(err)) from None
+        # A bad level is reported above in the file's own terms, not as the internal `levels` field.
+        raise TeamFileError(source, levels + [p for p in _problems(err) if not p.startswith("levels.")]) from None
+    if levels:
+        raise TeamFileError(source, levels)
     if expect_team is not None and parsed.team != expect_team:
         raise TeamFileError(source, [
             f"the file is named for team {expect_team!r} but its blocks name team {parsed.team!r}; "
