@@ -63,7 +63,7 @@ def test_after_a_threshold_requests_of_that_class_leave_at_its_rate() -> None:
         starts.append(t.now)
         pacer.acquire("list", Deadline(t.clock, 60))  # another class is not held back
     gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert gaps == pytest.approx([1.03 / 4.5] * 9)
+    assert gaps == pytest.approx([1.08 / 4.5] * 9)
 
 
 def test_a_pacing_client_starts_from_vasts_published_limits() -> None:
@@ -72,21 +72,21 @@ def test_a_pacing_client_starts_from_vasts_published_limits() -> None:
     for _ in range(13):
         pacer.acquire("create", Deadline(t.clock, 60))
     # A burst of four, then 4.5 a second (less the margin) for the other nine.
-    assert t.now == pytest.approx(9 * 1.03 / 4.5)
+    assert t.now == pytest.approx(9 * 1.08 / 4.5)
     for _ in range(10):
         pacer.acquire("search", Deadline(t.clock, 600))
-    assert t.now == pytest.approx(9 * 1.03 / 4.5)  # ten searches are free, the eleventh waits ~6.5 s
+    assert t.now == pytest.approx(9 * 1.08 / 4.5)  # ten searches are free, the eleventh waits ~6.5 s
     pacer.acquire("search", Deadline(t.clock, 600))
-    assert t.now == pytest.approx(9 * 1.03 / 4.5 + 6 * 1.03)
+    assert t.now == pytest.approx(9 * 1.08 / 4.5 + 6 * 1.08)
 
 
 def test_pacing_never_waits_past_the_deadline() -> None:
     t = FakeTime()
     pacer = Pacer(t.clock, t.sleep)
-    pacer.learn("list", "threshold=0.1")  # Vast's bucket is empty now: the next request waits 10.3 s
+    pacer.learn("list", "threshold=0.1")  # Vast's bucket is empty now: the next request waits 10.8 s
     pacer.acquire("list", Deadline(t.clock, 2))
     pacer.acquire("list", Deadline(t.clock, 60))
-    assert t.sleeps == pytest.approx([2, 10.3 + 10.3 - 2])
+    assert t.sleeps == pytest.approx([2, 10.8 + 10.8 - 2])
 
 
 def test_after_the_first_rejection_vast_rejects_nothing_more(
