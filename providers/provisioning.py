@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from fleet.instance import InstanceSpec, Quote
 from providers.market import Session
-from vastclient import Instance, Offer, OfferQuery, OfferUnavailableError, VastClient, gpus
+from vastclient import Instance, Offer, OfferQuery, OfferUnavailableError, VastClient, VastError, gpus
 
 MAX_RENT_ATTEMPTS = 5
 _TAG_OPEN, _TAG_CLOSE = "[", "]"
@@ -188,6 +188,9 @@ def rent(market: Session, spec: InstanceSpec, known_gpus: Sequence[str], *, tag:
             problems.append(str(err))
             release(client, owned.id)
             market.book.avoid_machine(owned.machine_id)
+        except Exception:
+            _release_before_failing(client, owned.id, log)
+            raise
         else:
             times.created_at = owned.start_date
             # The offer an adopted instance came from is gone from the market; quote what it costs.
@@ -218,10 +221,24 @@ def rent(market: Session, spec: InstanceSpec, known_gpus: Sequence[str], *, tag:
             release(client, instance_id)
             market.book.avoid_machine(offer.machine_id)
             continue
+        except Exception:
+            _release_before_failing(client, instance_id, log)
+            raise
         times.created_at = rented_at
         return inst, quote_from(offer, matched=matched)
     detail = "; ".join(problems) if problems else "no remaining offer within max_dph"
     raise ProvisioningError(f"could not rent {spec.num_gpus}x {spec.gpu_name} for {tag}: {detail}")
+
+
+def _release_before_failing(client: VastClient, instance_id: int, log: Callable[[str], None]) -> None:
+    """A create that fails records nothing in the state, so an instance it rented (or adopted) and then lost
+    track of (Vast erring past the client's retries while it boots) would bill on as an orphan as soon as the
+    declaration stops naming it: only a retry of this very create would adopt it. Release it, best effort; the
+    caller re-raises the original error."""
+    try:
+        release(client, instance_id)
+    except VastError as err:
+        log(f"could not release instance {instance_id} after the failure ({err}); a retry of this create adopts it")
 
 
 def _settle(market: Session, instance_id: int, spec: InstanceSpec, waiter: Waiter, times: VastTimes) -> Instance:

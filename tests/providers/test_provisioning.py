@@ -16,6 +16,7 @@ from providers import provisioning
 from providers.market import Session
 from providers.provisioning import ProvisioningError, Waiter, compose_label, ownership_tag, rent, tag_of
 from vastclient import Instance, Offer, OfferQuery, OfferUnavailableError
+from vastclient.errors import ApiError
 
 KNOWN = ["RTX 4090", "RTX 3090", "A100 PCIE", "A100 SXM4"]
 
@@ -196,3 +197,39 @@ def test_no_offer_within_cap_names_the_cheapest_available() -> None:
     market = ScriptedMarket([offer(1, 10, 0.80), offer(2, 11, 0.95)])
     with pytest.raises(provisioning.NoOfferError, match=r"within max_dph \$0.50/h; the cheapest .* \$0.800/h"):
         provisioning.quote(session(market), spec(), KNOWN)
+
+
+class ListingsFailOnceRented(ScriptedMarket):
+    """Vast answering 500 to every listing once an instance exists: past the client's retries while the create
+    waits for its instance to boot."""
+
+    def list_instances(self, *, labels: list[str] | None = None, statuses: Any = None,
+                       ids: Any = None) -> list[Instance]:
+        if self.instances:
+            self._tick()
+            raise ApiError("HTTP 500 internal_error", status=500, code="internal_error")
+        return super().list_instances(labels=labels, statuses=statuses, ids=ids)
+
+
+def test_create_failing_after_the_rent_releases_the_instance() -> None:
+    """The create fails and the engine records nothing: what it rented must not stay behind as an orphan."""
+    market = ListingsFailOnceRented([offer(1, 10, 0.30)])
+    with pytest.raises(ApiError, match="500"):
+        rent_on(market, spec())
+    assert market.destroyed == [101]
+    assert market.instances == {}
+
+
+def test_adopted_instance_is_released_when_the_create_fails_after_all() -> None:
+    market = ScriptedMarket([offer(1, 10, 0.30)])
+    first, _ = rent_on(market, spec())  # rented by an earlier create that was then interrupted
+    retry = session(market)
+
+    def status_fails(_instance_id: int) -> Instance | None:
+        raise ApiError("HTTP 500 internal_error", status=500, code="internal_error")
+
+    retry.board.get_instance = status_fails  # type: ignore[method-assign,assignment]
+    with pytest.raises(ApiError, match="500"):
+        rent(retry, spec(), KNOWN, tag=TAG, waiter=waiter())
+    assert market.destroyed == [first.id]
+    assert market.instances == {}
