@@ -14,6 +14,7 @@ import secrets
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -49,9 +50,16 @@ def test_a_second_up_is_refused_by_the_lock_and_nothing_is_rented_twice(
             cwd=cli.cwd, env={**cli.env, "VAST_API_KEY": key}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True)
 
+    # The second starts a few hundred ms after the first, and not before the first's lock is on disk: two
+    # processes writing their lock files in the same instant may both back off (the file backend's lock is
+    # write-then-list), which is safe but not the case under test.
+    locks = Path(cli.env["PULUMI_BACKEND_URL"].removeprefix("file://")) / ".pulumi" / "locks"
     started = time.monotonic()
     first = up(env.api_key)
-    time.sleep(0.3)
+    while time.monotonic() - started < 0.3 or not list(locks.rglob("*.json")):
+        assert first.poll() is None and time.monotonic() - started < 120, "the first up never took the lock"
+        time.sleep(0.05)
+    gap = time.monotonic() - started
     second = up(second_key)
     try:
         second_out, second_err = second.communicate(timeout=300)
@@ -93,6 +101,7 @@ def test_a_second_up_is_refused_by_the_lock_and_nothing_is_rented_twice(
     assert [r for r in records if r.account_id == second_account.id] == []
     assert [r for r in records if r.operation in MUTATING and r.account_id != env.account.id] == []
     assert elapsed < 300
+    print(f"second up started {gap:.2f}s after the first; refused; first converged after {elapsed:.1f}s")
 
     # The first released its lock: later commands run, and find the stack and Vast in agreement.
     key = {"VAST_API_KEY": env.api_key}
