@@ -10,6 +10,8 @@ import pytest
 from emulator import EmulatorServer
 from emulator.testing import EmulatorAccount, make_account
 
+pytest_plugins = ["tests.secrets_sweep"]  # team API keys must not outlive the session anywhere (issue 8)
+
 # --- emulator (owned by emulator/; see emulator/README.md) -------------------------------------------------
 
 
