@@ -13,6 +13,9 @@ from engine.build import Engine
 DEFAULT_PASSPHRASE = "vastguard-local"  # noqa: S105 -- documented local-demo default, not a secret
 
 
+PROVIDER_PARALLEL = 64
+
+
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
@@ -31,4 +34,8 @@ def project_env(
         env["PULUMI_CONFIG_PASSPHRASE"] = DEFAULT_PASSPHRASE
     env.setdefault("PULUMI_SKIP_UPDATE_CHECK", "true")
     env.setdefault("PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "true")
+    # The engine's default parallelism is 4 x CPU cores (8 on a CI runner), sized for CPU-bound providers. A
+    # Vast create is mostly waiting for a machine to boot, and the provider paces its own requests by Vast's
+    # rate limits, so a fleet rolls out far faster with more in flight (the provider serves 64 at once).
+    env.setdefault("PULUMI_PARALLEL", str(PROVIDER_PARALLEL))
     return env

@@ -103,8 +103,8 @@ class OfferBook:
             quoted = 0
             with self._lock:
                 shelf = self._shelves.get(self._key(query))
-                if shelf is not None:
-                    quoted = len(shelf.quoted)
+                if shelf is not None:  # quoted offers since claimed by creates are off the shelf already
+                    quoted = len(shelf.quoted - self._claimed - self._gone)
             shelf = self._shelf(query, need=quoted + 1, fresh=fresh)
             with self._lock:
                 free = self._available(shelf, for_quote=True)
