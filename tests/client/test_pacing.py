@@ -120,12 +120,13 @@ def test_concurrent_callers_share_what_the_pacer_learnt(
         for th in threads:
             th.join()
         elapsed = time.monotonic() - started
+        learnt = vast._t.pacer.interval("show")
     assert errors == []
     statuses = [r.status for r in emulator.market.requests.records("show")]
-    # Show allows 2/s (burst 2): the first wave of twelve meets at most ten 429s; every retry after that is
-    # spaced by the learnt threshold and accepted.
+    # Show allows 2/s (burst 2): the first wave of twelve meets 429s, which teach every caller the threshold;
+    # all twelve then get through, spaced by it (how many of the first wave were rejected depends on timing).
     assert statuses.count(200) == 12
-    assert statuses.count(429) <= 10
+    assert learnt == pytest.approx(1.08 / 2.0)
     assert elapsed >= 4.0
 
 
