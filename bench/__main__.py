@@ -28,17 +28,27 @@ def render(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def markdown(results: list[Result]) -> str:
+    lines = ["| # | benchmark | measured | target | result | detail |", "| --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r.row} | {r.name} | {r.value:.2f} | {r.target_text} | {'pass' if r.passed else 'FAIL'} | "
+              f"{r.detail} |" for r in results]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", choices=sorted(ROWS), default=sorted(ROWS))
     parser.add_argument("--quick", action="store_true", help="small sizes, one round: exercises the harness")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds for the timed comparisons")
+    parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown (README)")
     parser.add_argument("--out", type=Path, default=repo_root() / "bench" / "results" / "latest.json")
     args = parser.parse_args(argv)
     results = run_rows(args.rows, quick=args.quick, rounds=1 if args.quick else args.rounds,
                        log=lambda m: print(m, file=sys.stderr, flush=True))
     print(render(results))
+    if args.markdown:
+        print("\n" + markdown(results))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"quick": args.quick, "rows": [r.as_json() for r in results]}, indent=2) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
