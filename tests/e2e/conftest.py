@@ -85,3 +85,14 @@ def team_env(engine: Engine, pulumi_home: Path, tmp_path: Path, fleet_emulator: 
         return TeamEnv(team, ws, fleet_emulator, account, api_key)
 
     return make
+
+
+# --- fault-injection campaign report (tests/e2e/campaign.py; owned by the campaign, append-only) ---------------
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int,
+                            config: pytest.Config) -> None:
+    """The campaign's and the crash trials' tallies (runs, faults injected and survived), after the run."""
+    from tests.e2e.campaign import terminal_summary
+
+    terminal_summary(terminalreporter, config)

@@ -1,23 +1,71 @@
-"""Killing `pulumi up` mid-create, then running it again: the declared instances, no orphan, no duplicate."""
+"""SIGKILL of `pulumi up` / `pulumi destroy` at random points, then recovery: the declared instances, no orphan,
+no duplicate, nothing rented twice.
+
+The recovery is the documented one (README, "When `pulumi up` is killed"): `pulumi cancel --yes` removes the lock
+the killed update left in the file backend, then `pulumi up` converges: a create interrupted after renting
+adopts its instance through the ownership tag, a delete interrupted after releasing finds it already gone. A
+killed `pulumi destroy` is finished by running it again, or undone by `refresh` + `up` (after a killed destroy
+the state can still list instances that are gone, and only a refresh tells the engine so).
+"""
 
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pytest
 
 from emulator.bodies import ConfigBody
+from engine import Engine
+from tests.e2e.campaign import (
+    CampaignStack,
+    Declaration,
+    Group,
+    Report,
+    RestartableEmulator,
+    convergence_problems,
+    errors_of,
+    publish,
+)
 from tests.e2e.conftest import TeamEnv
 from tests.e2e.test_fleet import ONE_NOTEBOOK
 
+pytestmark = pytest.mark.engine
 
-def test_killed_up_converges_without_orphans(team_env: Callable[[str], TeamEnv]) -> None:
+TEAM = "data-science"
+MAX_INSTANCES = 3
+Kind = Literal["create", "replace", "scale_down", "destroy"]
+MUTATIONS = frozenset({"create", "destroy"})
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the whole process group (pulumi, its language host, the program and the provider processes) and
+    wait until none of them is left: a provider that outlived the kill could still be renting."""
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"processes of group {proc.pid} survived SIGKILL")
+
+
+def test_killed_up_after_renting_adopts_instead_of_renting_again(team_env: Callable[[str], TeamEnv]) -> None:
     env = team_env("data-science")
     env.ws.set_fleet("data-science", ONE_NOTEBOOK)
     # Instances take a while to boot, so the kill lands while the provider is waiting for `running`.
-    env.emulator.market.configure(ConfigBody(provision_delay=8))
+    env.emulator.market.configure(ConfigBody(provision_delay=6))
 
     cli = env.ws.cli
     proc = subprocess.Popen(
@@ -26,10 +74,11 @@ def test_killed_up_converges_without_orphans(team_env: Callable[[str], TeamEnv])
     )
     deadline = time.monotonic() + 120
     while len(env.live()) < 2 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    assert len(env.live()) == 2, "the first up never got as far as renting"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+        time.sleep(0.1)
+    rented = {i.id for i in env.live()}
+    assert len(rented) == 2, "the first up never got as far as renting"
+    kill_group(proc)
+    assert {i.actual_status for i in env.live()} != {"running"}, "the kill landed after the instances were up"
 
     env.emulator.market.configure(ConfigBody(provision_delay=0))
     # A killed update leaves the DIY backend's lock behind; `pulumi cancel` removes it (the CI recovery step).
@@ -37,7 +86,242 @@ def test_killed_up_converges_without_orphans(team_env: Callable[[str], TeamEnv])
     result = env.ws.up("data-science", policy=False, check=False)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     live = env.live()
-    assert len(live) == 2
+    assert {i.id for i in live} == rented, "the recovery rented again instead of adopting what was rented"
+    assert len(env.emulator.market.requests.records("create")) == 2
     assert {i.actual_status for i in live} == {"running"}
     env.ws.destroy("data-science")
     assert env.live() == []
+
+
+# --- randomised trials ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KillPoint:
+    """Where in the operation the SIGKILL lands, anchored on what the operation does rather than on a clock (on a
+    shared machine the same operation takes 4 s or 10 s): `startup` after `jitter` seconds, while the engine and
+    the program start (before any API call); `request` after the operation's `request`-th API call plus `jitter`
+    (the calls are the checks' searches, the adoption listing, rents, status polls, releases); `tail` after as
+    many calls as the calibrated operation made (its last, usually) plus `jitter`, while the engine records the
+    outcome and exits."""
+
+    where: Literal["startup", "request", "tail"]
+    jitter: float
+    request: int = 0
+
+    def describe(self) -> str:
+        if self.where == "startup":
+            return f"startup + {self.jitter:.2f}s"
+        return f"{self.where}: API call {self.request} + {self.jitter:.2f}s"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """An operation as calibrated on this machine: its API calls, and seconds from start to first / after last."""
+
+    requests: int
+    to_first: float
+    after_last: float
+
+    def draw(self, rng: random.Random) -> KillPoint:
+        roll = rng.random()
+        if roll < 0.2:
+            return KillPoint("startup", rng.uniform(0.0, self.to_first))
+        if roll < 0.85:
+            return KillPoint("request", rng.uniform(0.0, 0.15), rng.randint(1, self.requests))
+        return KillPoint("tail", rng.uniform(0.0, self.after_last * 1.5), self.requests)
+
+
+@dataclass
+class Trial:
+    number: int
+    kind: Kind
+    before: Declaration | None
+    target: Declaration | None
+    point: KillPoint = KillPoint("startup", 0.0)
+    # `--parallel 1` makes the engine rent and release one instance at a time, so that kills fall between them
+    # too (by default they all go at once); CI may run either way.
+    serial: bool = False
+    killed_at: str = ""
+    recovery: str = ""
+
+    def describe(self) -> str:
+        before = self.before.describe() if self.before else "(nothing)"
+        target = self.target.describe() if self.target else "(destroyed)"
+        serial = " --parallel 1" if self.serial else ""
+        return (f"trial {self.number}: {self.kind}{serial} {before} -> {target}, SIGKILL at {self.point.describe()} "
+                f"({self.killed_at}); recovery: {self.recovery}")
+
+
+def plan_trial(rng: random.Random, number: int, current: Declaration | None) -> Trial:
+    if current is None or current.total() == 0:
+        return Trial(number, "create", current, Declaration({"crash": Group("RTX_3090", rng.randint(2, 3))}))
+    group = current.groups["crash"]
+    kinds: list[Kind] = ["replace", "scale_down", "destroy"]
+    if group.count < MAX_INSTANCES:
+        kinds.append("create")
+    kind = rng.choice(kinds)
+    if kind == "create":
+        target = Group(group.gpu, min(MAX_INSTANCES, group.count + rng.randint(1, 2)))
+    elif kind == "replace":
+        target = Group("RTX_4090" if group.gpu == "RTX_3090" else "RTX_3090", group.count)
+    elif kind == "scale_down":
+        target = Group(group.gpu, group.count - rng.randint(1, group.count))
+    else:
+        return Trial(number, kind, current, None)
+    return Trial(number, kind, current, Declaration({"crash": target}))
+
+
+def _mutations_needed(trial: Trial) -> int:
+    """Rents and releases the operation makes when nothing interrupts it."""
+    before = trial.before.instances() if trial.before else {}
+    target = trial.target.instances() if trial.target else {}
+    if trial.kind == "replace":
+        return 2 * len(target)
+    return len(set(target) ^ set(before))
+
+
+def test_sigkill_trials(engine: Engine, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
+                        request: pytest.FixtureRequest) -> None:
+    trials: int = request.config.getoption("--crash-trials")
+    seed: int = request.config.getoption("--campaign-seed")
+    rng = random.Random(f"crash:{seed}")
+    emulator = RestartableEmulator(tmp_path / "emulator-state.json", seed=7, provision_delay=0.5)
+    # Vast's API answers in 100-200 ms; without that latency an operation's parallel rents (or releases) land within
+    # a millisecond of each other and no kill could fall between them.
+    emulator.control.config(latency_ms=100)
+    started = time.monotonic()
+    log: list[str] = []
+    kill_points: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
+    converged = 0
+    try:
+        stack = CampaignStack.create(engine, tmp_path, emulator, team=TEAM, provision_timeout=60)
+        # What each operation does on this machine, so that kill points can span all of it.
+        profiles = _calibrate(stack)
+        log.append("profiles: " + ", ".join(f"{k} {p}" for k, p in profiles.items()))
+        current: Declaration | None = None
+        for number in range(trials):
+            trial = plan_trial(rng, number, current)
+            trial.point = profiles[trial.kind].draw(rng)
+            trial.serial = rng.random() < 0.3
+            problems, current = _run_trial(stack, trial, rng, kill_points)
+            kinds[trial.kind] += 1
+            log.append(trial.describe())
+            if problems:
+                pytest.fail(
+                    f"crash trial {number} of seed {seed} did not converge (replay with `pytest "
+                    f"tests/e2e/test_crash.py --campaign-seed {seed} --crash-trials {number + 1}`):\n"
+                    + "\n".join(f"- {p}" for p in problems) + "\n" + "\n".join(log[-8:]),
+                    pytrace=False,
+                )
+            converged += 1
+        # The stale `creating` records the kills left are dropped the documented way, and nothing else is pending.
+        pending = len(stack.export().deployment.pending_operations or [])
+        log.append(f"pending creates left by the kills: {pending}")
+        cleared = stack.ws.cli.run("refresh", "--yes", "--skip-preview", "--clear-pending-creates",
+                                   stack=TEAM, check=False)
+        assert cleared.returncode == 0, errors_of(cleared)
+        assert convergence_problems(stack, current) == []
+        final = stack.destroy()
+        assert final.returncode == 0, errors_of(final)
+        assert stack.live() == []
+    finally:
+        emulator.stop()
+        seconds = time.monotonic() - started
+        lines = [f"seed {seed}: {converged}/{trials} SIGKILL trials converged in {seconds:.0f}s",
+                 "by operation: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())),
+                 "kill landed: " + ", ".join(f"{k} {v}" for k, v in sorted(kill_points.items()))]
+        publish(request.config, Report(title="crash-safety trials", seed=seed, lines=lines, data={
+            "trials_requested": trials, "by_operation": dict(kinds), "kill_points": dict(kill_points),
+            "seconds": round(seconds, 1), "log": log}), tmp_path_factory.getbasetemp() / "crash_trials.json")
+    assert converged == trials
+    # With 20 trials the kills must have hit both kinds of operation, and mid-way through some of them.
+    assert trials < 10 or (kinds["create"] and kinds["destroy"] + kinds["scale_down"]), kinds
+    assert trials < 10 or kill_points["between its rents/releases"] + kill_points[
+        "after its last rent/release, before it finished"], kill_points
+
+
+def _profile(stack: CampaignStack, op: Callable[[], subprocess.CompletedProcess[str]]) -> Profile:
+    stack.emulator.begin_step()
+    clock = stack.emulator.server.market.clock
+    started = clock.now()
+    result = op()
+    ended = clock.now()
+    assert result.returncode == 0, errors_of(result)
+    moments = [r.timestamp - started for r in stack.emulator.step_requests()]
+    assert moments, "the operation made no API call"
+    return Profile(requests=len(moments), to_first=min(moments), after_last=ended - started - max(moments))
+
+
+def _calibrate(stack: CampaignStack) -> dict[Kind, Profile]:
+    stack.set_fleet(Declaration({"crash": Group("RTX_3090", 2)}))
+    create = _profile(stack, stack.up)
+    destroy = _profile(stack, stack.destroy)
+    assert stack.live() == []
+    # A replacement makes a create's calls and then a destroy's.
+    replace = Profile(create.requests + destroy.requests, create.to_first, destroy.after_last)
+    return {"create": create, "replace": replace, "scale_down": destroy, "destroy": destroy}
+
+
+def _run_trial(stack: CampaignStack, trial: Trial, rng: random.Random, kill_points: Counter[str]
+               ) -> tuple[list[str], Declaration | None]:
+    """Start the operation, SIGKILL it at the trial's kill point, recover; the problems found and what is declared."""
+    emu = stack.emulator
+    emu.begin_step()
+    rented_before = {i.id for i in stack.ever_rented()}
+    if trial.kind == "destroy":
+        argv = stack.pulumi_argv("destroy", "--yes", "--skip-preview", *(["--parallel", "1"] if trial.serial else []))
+    else:
+        stack.set_fleet(trial.target)
+        argv = stack.pulumi_argv("up", "--yes", "--skip-preview", *(["--parallel", "1"] if trial.serial else []))
+    cli = stack.ws.cli
+    proc = subprocess.Popen(argv, cwd=cli.cwd, env=cli.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    point = trial.point
+    if point.where != "startup":
+        emu.wait_for_requests(point.request, lambda: proc.poll() is not None, timeout=120)
+    try:
+        proc.wait(timeout=point.jitter)
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+        # Calls already sent complete at Vast after the kill: count what the killed run did once they are in.
+        time.sleep(0.3)
+        done = sum(1 for r in emu.step_requests() if r.operation in MUTATIONS)
+        needed = _mutations_needed(trial)
+        trial.killed_at = ("before its first rent/release" if done == 0
+                           else "between its rents/releases" if done < needed
+                           else "after its last rent/release, before it finished")
+    else:
+        trial.killed_at = "too late: it had finished"
+    kill_points[trial.killed_at] += 1
+
+    problems: list[str] = []
+    cancelled = stack.cancel()
+    if cancelled.returncode != 0 and "not locked" not in cancelled.stderr + cancelled.stdout:
+        problems.append(f"`pulumi cancel` failed: {errors_of(cancelled)}")
+    declared = trial.target
+    if trial.kind == "destroy" and rng.random() < 0.5:
+        trial.recovery = "destroy"
+        recovered = stack.destroy()
+    elif trial.kind == "destroy":
+        trial.recovery = "refresh + up"
+        declared = trial.before
+        refreshed = stack.refresh()
+        if refreshed.returncode != 0:
+            problems.append(f"refresh failed: {errors_of(refreshed)}")
+        recovered = stack.up()
+    else:
+        trial.recovery = "up"
+        recovered = stack.up()
+    if recovered.returncode != 0:
+        problems.append(f"the recovery `{trial.recovery}` failed: {errors_of(recovered)}")
+    problems += convergence_problems(stack, declared, allow_pending_creates=True)
+    # Nothing rented twice: every instance rented during the trial (killed run and recovery) is one of those
+    # now live; a create that was interrupted after renting must have adopted its instance, not replaced it.
+    live_ids = {i.id for i in stack.live()}
+    thrown_away = sorted({i.id for i in stack.ever_rented()} - rented_before - live_ids)
+    if thrown_away:
+        problems.append(f"rented during the trial and released again (rented twice): {thrown_away}")
+    return problems, declared
+
