@@ -191,8 +191,10 @@ class VastInstanceProvider(ResourceProvider):
         outs = self._seen(self._outputs(props, inst, None), board.last_server_time)
         if outs["vast_created_at"] is None:  # state written before the clock outputs, or an import
             outs["vast_created_at"] = inst.start_date
-        # Reflect Vast's truth: a stopped-behind-our-back instance shows as stopped, so `up` restarts it.
-        if inst.actual_status == "stopped" or inst.intended_status == "stopped":
+        # Reflect Vast's truth: a stopped-behind-our-back instance shows as stopped, so `up` restarts it. So does
+        # one that died after it ran (`exited`, `offline`, `unknown` never recover by themselves): otherwise the
+        # stack would keep saying `running` and no `up` would ever start it again.
+        if inst.actual_status == "stopped" or inst.intended_status == "stopped" or inst.phase == "failed":
             outs["state"] = "stopped"
         elif inst.actual_status == "running":
             outs["state"] = "running"

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from emulator import EmulatorServer
+from emulator.bodies import ForceStateBody
 from emulator.testing import EmulatorAccount
 from fleet.instance import InstanceSpec
 from providers import provisioning
@@ -139,3 +140,22 @@ def test_clock_outputs_follow_vasts_clock(provider: tuple[VastInstanceProvider, 
     assert relabelled is not None
     assert (relabelled["vast_state_since"], relabelled["vast_seen_at"]) == (t0 + 5400.25, t0 + 5460.25)
     p.delete(iid, relabelled)
+
+
+def test_an_instance_that_died_after_running_reads_as_not_running_so_up_starts_it(
+        provider: tuple[VastInstanceProvider, EmulatorAccount], emulator: EmulatorServer) -> None:
+    """A host failure or a crashed container (`exited`) after the instance ran: refresh must record that it is not
+    running, or the stack keeps saying `running` and no `up` ever starts it again."""
+    p, _ = provider
+    outs = p.create(p.check({}, props()).inputs).outs
+    assert outs is not None
+    iid = str(outs["instance_id"])
+    emulator.market.force_state(int(iid), ForceStateBody(actual_status="exited"))
+
+    read = p.read(iid, outs).outs
+    assert read is not None
+    assert (read["status"], read["state"]) == ("exited", "stopped")
+    assert p.diff(iid, read, props()).changes is True  # the declaration says running: `up` updates it
+    started = p.update(iid, read, {**outs, "state": "running"}).outs
+    assert started is not None
+    assert started["status"] == "running"
