@@ -26,7 +26,7 @@ from vastclient._http import PUBLISHED_LIMITS
 from vastguard.workspace import POLICY_PACK, Workspace, team_policy_config
 
 TEAM = "ml-research"
-GPUS = ("A100", "H100_SXM", "RTX_4090", "L40S", "RTX_3090")
+GPUS = ("A100", "H100_SXM", "RTX_4090", "RTX_5090", "RTX_3090")  # >= 100 offers each at OFFERS
 GROUP = 50  # instances per fleet group (the declaration allows 64)
 OFFERS = 8000  # enough of every GPU for 500 distinct rentals
 MUTATING = frozenset({"create", "manage", "destroy"})
