@@ -86,11 +86,12 @@ _PACING_MARGIN = 1.08
 """Pace a little under a threshold: requests sent 1/rate apart can arrive closer together than that."""
 
 PUBLISHED_LIMITS: dict[str, tuple[float, int]] = {
-    "create": (4.5, 4), "destroy": (3.0, 3), "show": (2.0, 2), "manage": (1.0, 1), "list": (1.0, 1),
-    "charges": (1.0, 1), "search": (10 / 60, 10),
+    "create": (4.5, 3), "destroy": (3.0, 2), "show": (2.0, 1), "manage": (1.0, 1), "list": (1.0, 1),
+    "charges": (1.0, 1), "search": (10 / 60, 8),
 }
-"""Vast's published per-key thresholds (requests per second) and the bursts they allow (search: about ten a
-minute). A client created with `pace=True` starts from these instead of learning them from a first 429."""
+"""Vast's published per-key thresholds (requests per second) and, a little under what they allow, the bursts
+(search: about ten a minute). A client created with `pace=True` starts from these instead of learning them from
+a first 429; the bursts keep a token in hand against requests that arrive closer together than they left."""
 
 
 @dataclass
@@ -123,11 +124,22 @@ class Pacer:
         found = _THRESHOLD.search(message)
         if found is None:
             return
-        rate = float(found.group(1))
+        rate = float(found.group(1)) / _PACING_MARGIN
         if rate > 0:
             with self._lock:
-                # Vast's bucket for this class is empty right now: the next request waits one interval.
-                self._buckets[cls] = _Bucket(rate / _PACING_MARGIN, 1.0, 0.0, self._clock())
+                now = self._clock()
+                bucket = self._buckets.get(cls)
+                if bucket is None:
+                    # Vast's bucket for this class is empty right now: the next request waits one interval.
+                    self._buckets[cls] = _Bucket(rate, 1.0, 0.0, now)
+                    return
+                # Already pacing (a jittery arrival got through too early): slow down if Vast's rate is lower,
+                # and count the bucket as empty, but keep the slots other callers already hold. Starting a new
+                # bucket would hand out those slots again and turn one rejection into a cascade.
+                bucket.tokens = min(bucket.tokens + max(0.0, now - bucket.at) * bucket.rate, 0.0)
+                bucket.at = max(bucket.at, now)
+                bucket.rate = min(bucket.rate, rate)
+                bucket.burst = min(bucket.burst, 1.0)
 
     def interval(self, cls: str) -> float | None:
         bucket = self._buckets.get(cls)

@@ -71,13 +71,28 @@ def test_a_pacing_client_starts_from_vasts_published_limits() -> None:
     pacer = Pacer(t.clock, t.sleep, PUBLISHED_LIMITS)
     for _ in range(13):
         pacer.acquire("create", Deadline(t.clock, 60))
-    # A burst of four, then 4.5 a second (less the margin) for the other nine.
-    assert t.now == pytest.approx(9 * 1.08 / 4.5)
-    for _ in range(10):
+    # A burst of three (Vast allows 4.5: one in hand against jitter), then 4.5 a second less the margin.
+    assert t.now == pytest.approx(10 * 1.08 / 4.5)
+    start = t.now
+    for _ in range(8):
         pacer.acquire("search", Deadline(t.clock, 600))
-    assert t.now == pytest.approx(9 * 1.08 / 4.5)  # ten searches are free, the eleventh waits ~6.5 s
+    assert t.now == pytest.approx(start)  # eight searches are free, the ninth waits ~6.5 s
     pacer.acquire("search", Deadline(t.clock, 600))
-    assert t.now == pytest.approx(9 * 1.08 / 4.5 + 6 * 1.08)
+    assert t.now == pytest.approx(start + 6 * 1.08)
+
+
+def test_a_rejection_while_pacing_keeps_the_slots_already_handed_out() -> None:
+    t = FakeTime()
+    pacer = Pacer(t.clock, lambda _s: None, PUBLISHED_LIMITS)  # callers reserve slots without waiting
+    waits = []
+    for i in range(6):
+        if i == 3:  # one of them arrived early and was refused: Vast says its bucket is empty
+            pacer.learn("create", "API requests too frequent endpoint threshold=4.5")
+        before = pacer._buckets["create"].tokens
+        pacer.acquire("create", Deadline(t.clock, 60))
+        waits.append(max(0.0, -(before - 1)) * 1.08 / 4.5)
+    # The three reserved after the rejection queue behind each other, none sharing a slot.
+    assert waits[3:] == pytest.approx([1.08 / 4.5, 2 * 1.08 / 4.5, 3 * 1.08 / 4.5])
 
 
 def test_pacing_never_waits_past_the_deadline() -> None:
