@@ -20,7 +20,7 @@ def test_fleets_are_groups_of_fifty_over_five_gpu_models() -> None:
     assert [g["gpu"] for g in fleet.values()] == ["A100", "H100_SXM", "RTX_4090"]
     assert lower_bound(50) == 50 + 1 + 2
     assert lower_bound(500) == 500 + 5 + 20
-    assert rate_limit_bound(100, 0.15) == pytest.approx((100 - 4) / 4.5 + 0.3)
+    assert rate_limit_bound(100, 0.15) == pytest.approx((100 - 4.5) / 4.5 + 0.3)
 
 
 def test_up_rents_once_per_instance_and_searches_once_per_query(tmp_path: Path) -> None:

@@ -72,13 +72,13 @@ def test_a_pacing_client_starts_from_vasts_published_limits() -> None:
     for _ in range(13):
         pacer.acquire("create", Deadline(t.clock, 60))
     # A burst of three (Vast allows 4.5: one in hand against jitter), then 4.5 a second less the margin.
-    assert t.now == pytest.approx(10 * 1.08 / 4.5)
+    assert t.now == pytest.approx(10 * 1.03 / 4.5)
     start = t.now
     for _ in range(8):
         pacer.acquire("search", Deadline(t.clock, 600))
     assert t.now == pytest.approx(start)  # eight searches are free, the ninth waits ~6.5 s
     pacer.acquire("search", Deadline(t.clock, 600))
-    assert t.now == pytest.approx(start + 6 * 1.08)
+    assert t.now == pytest.approx(start + 6 * 1.03)
 
 
 def test_a_rejection_while_pacing_keeps_the_slots_already_handed_out() -> None:
@@ -90,9 +90,9 @@ def test_a_rejection_while_pacing_keeps_the_slots_already_handed_out() -> None:
             pacer.learn("create", "API requests too frequent endpoint threshold=4.5")
         before = pacer._buckets["create"].tokens
         pacer.acquire("create", Deadline(t.clock, 60))
-        waits.append(max(0.0, -(before - 1)) * 1.08 / 4.5)
+        waits.append(max(0.0, -(before - 1)) * 1.03 / 4.5)
     # The three reserved after the rejection queue behind each other, none sharing a slot.
-    assert waits[3:] == pytest.approx([1.08 / 4.5, 2 * 1.08 / 4.5, 3 * 1.08 / 4.5])
+    assert waits[3:] == pytest.approx([1.03 / 4.5, 2 * 1.03 / 4.5, 3 * 1.03 / 4.5])
 
 
 def test_pacing_never_waits_past_the_deadline() -> None:
