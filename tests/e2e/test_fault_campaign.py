@@ -9,9 +9,9 @@ never leave `loading` or end `exited`, and an emulator restart in the middle of 
 started again on the same port from its state file). A fault may legitimately fail a step; the contract is what
 follows: after a clean `pulumi up` (faults cleared) and `pulumi refresh`, the emulator holds exactly what the
 stack says, no orphan, no duplicate, and `pulumi preview --expect-no-changes` passes (the provider's clock
-outputs are outputs, not inputs, so a read does not make the preview show updates); after the destroy (and a
-clean one if the faulted one failed) nothing is left. At every step: never two live instances with one
-ownership tag, and a preview makes no mutating call whatever the faults.
+outputs are outputs, not inputs, so a read does not make the preview show updates); after the destroy and a clean
+one, nothing is left. At every step: never two live instances with one ownership tag, and a preview makes no
+mutating call whatever the faults.
 
 Runs are independent (each starts from an empty stack) and their plans come from `random.Random(f"{seed}:{run}")`,
 so `--campaign-seed S --campaign-runs N` replays them. What the engine does in parallel, and so which call a
@@ -149,19 +149,24 @@ def random_fault(rng: random.Random, kind: FaultKind) -> Fault:
     if kind == "rate_limit_429":
         if rng.random() < 0.2:  # Vast's own token buckets, on the emulator's clock (the client paces itself)
             return Fault(kind, {"via": "rate_limits"})
-        return Fault(kind, {"via": "rule", "operation": operation, "probability": round(rng.uniform(0.3, 0.7), 2),
-                            "count": rng.randint(3, 12), "retry_after": rng.choice(["0.2", "1", "2"])})
+        # Up to 0.9 for 20 calls: enough to outlast the client's five attempts now and then.
+        return Fault(kind, {"via": "rule", "operation": operation, "probability": round(rng.uniform(0.4, 0.9), 2),
+                            "count": rng.randint(3, 20), "retry_after": rng.choice(["0.2", "1", "2"])})
     if kind in ("server_error_5xx", "dropped_connection"):
         phase = rng.choice(["before", "after"]) if operation in MUTATING_OPERATIONS else "before"
-        status = rng.choice([500, 502, 503, 504]) if kind == "server_error_5xx" else 0
+        # 500 is not retried by the client, 502/503/504 are: both fail operations, differently.
+        status = rng.choice([500, 500, 502, 503, 504]) if kind == "server_error_5xx" else 0
         return Fault(kind, {"operation": operation, "status": status, "phase": phase,
-                            "probability": round(rng.uniform(0.3, 0.8), 2), "count": rng.randint(1, 4)})
+                            "probability": round(rng.uniform(0.4, 0.9), 2), "count": rng.randint(1, 8)})
     if kind == "latency_spike":
         return Fault(kind, {"latency_ms": rng.randint(100, 500)})
     if kind == "offer_taken_race":
         return Fault(kind, {"modes": [rng.choice(["reject", "late"]) for _ in range(rng.randint(1, 2))]})
     if kind == "emulator_restart":
-        return Fault(kind, {"after_requests": rng.randint(1, 3), "down_for": round(rng.uniform(0.2, 1.5), 2)})
+        # Mostly a blip the client's retries ride out; one in four outlasts them (~7.5 s of backoff), so calls in
+        # flight fail: a rent whose answer and whose check both got lost among them.
+        down_for = rng.uniform(0.2, 1.5) if rng.random() < 0.75 else rng.uniform(6.0, 10.0)
+        return Fault(kind, {"after_requests": rng.randint(1, 3), "down_for": round(down_for, 2)})
     return Fault(kind, {})  # stuck_loading, exited_on_start: the next instance rented
 
 
