@@ -27,6 +27,12 @@ SEARCH_LIMIT = 64
 MAX_SEARCH_LIMIT = 1024
 
 
+def search_matching(client: VastClient, query: OfferQuery) -> list[Offer]:
+    """The offers a search returns, cheapest first, each re-checked against the query: Vast may silently drop a
+    filter."""
+    return sorted((o for o in client.search_offers(query) if query.matches(o)), key=lambda o: o.dph_total)
+
+
 @dataclass
 class _Shelf:
     """The offers one query returned, cheapest first, and how many were asked for."""
@@ -54,17 +60,13 @@ class OfferBook:
         self._claimed: set[int] = set()
         self._gone: set[int] = set()
         self._bad_machines: set[int] = set()
-        self.searches = 0
 
     @staticmethod
     def _key(query: OfferQuery) -> str:
         return query.model_copy(update={"limit": 0}).model_dump_json()
 
     def _search(self, query: OfferQuery, limit: int) -> list[Offer]:
-        self.searches += 1
-        asked = query.model_copy(update={"limit": limit})
-        # Vast may silently drop a filter: keep only the offers that really match what we asked for.
-        return sorted((o for o in self._client.search_offers(asked) if asked.matches(o)), key=lambda o: o.dph_total)
+        return search_matching(self._client, query.model_copy(update={"limit": limit}))
 
     def _shelf(self, query: OfferQuery, *, need: int = 1, fresh: bool = False) -> _Shelf:
         """The shelf for query with at least `need` offers nobody has taken, searching (once for all
@@ -155,7 +157,7 @@ class InstanceBoard:
     callers are waiting on (filtered by id), at most every `min_interval` seconds: a listing a second (Vast's
     limit) during a rollout paced at 4.5 rents a second would spend more calls on status than the rollout
     needs, and no Vast machine boots in less than a few seconds anyway. `find_tagged(tag)` answers
-    from one listing of the whole account per process (see `owned`)."""
+    from one listing of the whole account per process."""
 
     def __init__(self, client: VastClient, *, min_interval: float = 2.0,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -174,7 +176,6 @@ class InstanceBoard:
         self._local = threading.local()
         self._account: list[Instance] | None = None
         self._account_lock = threading.Lock()
-        self.listings = 0
 
     @property
     def last_server_time(self) -> float | None:
@@ -216,7 +217,6 @@ class InstanceBoard:
                 batch = frozenset(self._wanted)
             started = self._clock()
             self._last_fetch = started
-            self.listings += 1
             rows = self._client.list_instances(ids=batch)
             server_time = self._client.last_server_time
             with self._cond:
@@ -237,7 +237,6 @@ class InstanceBoard:
         process rents is tracked by the create that rented it."""
         with self._account_lock:
             if self._account is None:
-                self.listings += 1
                 self._account = self._client.list_instances()
             account = self._account
         return next((i for i in account if tag_of(i.label) == tag), None)

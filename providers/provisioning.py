@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from fleet.instance import InstanceSpec, Quote
-from providers.market import Session
+from providers.market import Session, search_matching
 from vastclient import Instance, Offer, OfferQuery, OfferUnavailableError, VastClient, VastError, gpus
 
 MAX_RENT_ATTEMPTS = 5
@@ -74,9 +74,8 @@ def query_for(spec: InstanceSpec, known_gpus: Sequence[str], *, capped: bool = T
 
 def matching_offers(client: VastClient, spec: InstanceSpec, known_gpus: Sequence[str], *,
                     capped: bool = True) -> list[Offer]:
-    """Cheapest first, each re-checked against the query: Vast may silently drop a filter."""
-    query = query_for(spec, known_gpus, capped=capped)
-    return sorted((o for o in client.search_offers(query) if query.matches(o)), key=lambda o: o.dph_total)
+    """Cheapest first, each re-checked against the query (`providers.market.search_matching`)."""
+    return search_matching(client, query_for(spec, known_gpus, capped=capped))
 
 
 def now_iso() -> str:
