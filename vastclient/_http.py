@@ -102,6 +102,10 @@ class _Bucket:
     tokens: float
     at: float
 
+    def refill(self, now: float) -> None:
+        self.tokens = min(self.burst, self.tokens + max(0.0, now - self.at) * self.rate)
+        self.at = max(self.at, now)
+
 
 class Pacer:
     """Token buckets per rate-limit class, so requests leave no faster than Vast accepts them.
@@ -139,8 +143,8 @@ class Pacer:
                 # Already pacing (a jittery arrival got through too early): slow down if Vast's rate is lower,
                 # and count the bucket as empty, but keep the slots other callers already hold. Starting a new
                 # bucket would hand out those slots again and turn one rejection into a cascade.
-                bucket.tokens = min(bucket.tokens + max(0.0, now - bucket.at) * bucket.rate, 0.0)
-                bucket.at = max(bucket.at, now)
+                bucket.refill(now)
+                bucket.tokens = min(bucket.tokens, 0.0)
                 bucket.rate = min(bucket.rate, rate)
                 bucket.burst = min(bucket.burst, 1.0)
 
@@ -153,9 +157,7 @@ class Pacer:
             bucket = self._buckets.get(cls)
             if bucket is None:
                 return
-            now = self._clock()
-            bucket.tokens = min(bucket.burst, bucket.tokens + max(0.0, now - bucket.at) * bucket.rate)
-            bucket.at = max(bucket.at, now)
+            bucket.refill(self._clock())
             bucket.tokens -= 1.0
             wait = 0.0 if bucket.tokens >= 0 else -bucket.tokens / bucket.rate
         wait = min(wait, max(0.0, deadline.remaining()))
