@@ -68,10 +68,10 @@ class OfferBook:
     def _search(self, query: OfferQuery, limit: int) -> list[Offer]:
         return search_matching(self._client, query.model_copy(update={"limit": limit}))
 
-    def _shelf(self, query: OfferQuery, *, need: int = 1, fresh: bool = False) -> _Shelf:
-        """The shelf for query with at least `need` offers nobody has taken, searching (once for all
-        concurrent callers) when it is missing, stale, or too short while the last search was truncated;
-        `fresh` asks for a look at the market unless the last one is only seconds old."""
+    def _shelf(self, query: OfferQuery, *, for_quote: bool = False, fresh: bool = False) -> _Shelf:
+        """The shelf for query with an offer left (for a quote: one not quoted yet), searching (once for all
+        concurrent callers) when it is missing, stale, or dry while the last search was truncated; `fresh`
+        asks for a look at the market unless the last one is only seconds old."""
         key = self._key(query)
         with self._lock:
             gate = self._fetching.setdefault(key, threading.Lock())
@@ -79,13 +79,13 @@ class OfferBook:
             with self._lock:
                 shelf = self._shelves.get(key)
                 max_age = self._recheck_after if fresh else self._ttl
-                usable = shelf is not None and self._clock() - shelf.fetched_at < max_age and (
-                    len(self._available(shelf)) >= need or len(shelf.offers) < shelf.limit)
-                if usable and shelf is not None:
+                if shelf is not None and self._clock() - shelf.fetched_at < max_age and (
+                        self._available(shelf, for_quote=for_quote) or len(shelf.offers) < shelf.limit):
                     return shelf
                 limit = SEARCH_LIMIT if shelf is None else shelf.limit
                 if shelf is not None and len(shelf.offers) >= shelf.limit:
-                    limit = min(MAX_SEARCH_LIMIT, max(limit, (need + len(self._claimed)) * 2))
+                    handed_out = len(shelf.quoted | self._claimed | self._gone)
+                    limit = min(MAX_SEARCH_LIMIT, max(limit, (handed_out + 1) * 2))
             offers = self._search(query, limit)
             with self._lock:
                 old = self._shelves.get(key)
@@ -102,12 +102,7 @@ class OfferBook:
         """The cheapest offer not yet quoted to another new instance of this query, and how many matched;
         None when the market has no (more) offer for it."""
         for fresh in (False, True):
-            quoted = 0
-            with self._lock:
-                shelf = self._shelves.get(self._key(query))
-                if shelf is not None:  # quoted offers since claimed by creates are off the shelf already
-                    quoted = len(shelf.quoted - self._claimed - self._gone)
-            shelf = self._shelf(query, need=quoted + 1, fresh=fresh)
+            shelf = self._shelf(query, for_quote=True, fresh=fresh)
             with self._lock:
                 free = self._available(shelf, for_quote=True)
                 if free:
