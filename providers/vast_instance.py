@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import threading
 import time
 from typing import Any
@@ -45,7 +46,7 @@ from pydantic import ValidationError
 from fleet.instance import InstanceInputs, InstanceSpec, Quote
 from providers import market, provisioning
 from providers.explain import explain, stack_of
-from providers.host import widen_worker_pool
+from providers.host import engine_address, exit_with_engine, widen_worker_pool
 from providers.settings import ProviderSettings, settings_from
 from vastclient import Instance as VastInstance
 from vastclient import NotFoundError, VastClient, VastError, gpus
@@ -75,6 +76,7 @@ class VastInstanceProvider(ResourceProvider):
 
     def configure(self, req: ConfigureRequest) -> None:
         widen_worker_pool()
+        exit_with_engine(engine_address(sys.argv))
         self._settings = settings_from(req.config.get)
 
     # --- helpers -----------------------------------------------------------------------------------------
