@@ -36,8 +36,10 @@ from emulator.bodies import (
 )
 from emulator.errors import AuthError, InvalidArgs, InvalidRequest, RateLimited, VastError
 from emulator.faults import FaultRule
-from emulator.models import Account, MarketBackend, OfferQuote, UserView
+from emulator.models import MarketBackend
 from emulator.query import parse_charges, parse_instance_list, parse_search
+from emulator.results import ClockReading, UserView
+from emulator.state import Account
 from emulator.views import charge_row, instance_row, offer_row, user_row
 
 M = TypeVar("M", bound=BaseModel)
@@ -257,33 +259,30 @@ def _account_json(view: UserView) -> dict[str, Any]:
             "balance": billing.wire(billing.round6(view.balance))}
 
 
-def _clock_json(market: MarketBackend) -> dict[str, Any]:
-    now = market.clock.now()
-    return {"now": now, "iso": datetime.fromtimestamp(now, UTC).isoformat(), "frozen": market.clock.frozen}
+def _clock_json(clock: ClockReading) -> dict[str, Any]:
+    return {"now": clock.now, "iso": datetime.fromtimestamp(clock.now, UTC).isoformat(), "frozen": clock.frozen}
 
 
 def health(call: Call) -> Response:
-    state = call.market.state
-    return ok({"ok": True, "offers": len(state.offers), "accounts": len(state.accounts), "seed": state.seed})
+    h = call.market.health()
+    return ok({"ok": True, "offers": h.offers, "accounts": h.accounts, "seed": h.seed})
 
 
 def reset(call: Call) -> Response:
     body = call.body(ResetBody)
-    call.market.reset(seed=body.seed, offers=body.offers)
-    return ok({"success": True, "seed": call.market.state.seed, "offers": len(call.market.state.offers)})
+    h = call.market.reset(seed=body.seed, offers=body.offers)
+    return ok({"success": True, "seed": h.seed, "offers": h.offers})
 
 
 def reseed(call: Call) -> Response:
     body = call.body(SeedBody)
-    fresh = call.market.reseed(seed=body.seed, offers=body.offers)
-    return ok({"success": True, "seed": body.seed, "offers": len(call.market.state.offers), "new_offers": fresh})
+    result = call.market.reseed_market(seed=body.seed, offers=body.offers)
+    return ok({"success": True, "seed": result.seed, "offers": result.offers, "new_offers": result.new_offers})
 
 
 def add_offer(call: Call) -> Response:
-    offer = call.market.add_offer(call.body(OfferBody))
-    quote = OfferQuote(offer=offer, dph_base=offer.dph_base, allocated_storage=Decimal(5), is_bid=False,
-                       listed_since=call.market.state.seeded_at)
-    return ok({"success": True, "offer": offer_row(quote, call.market.clock.now())})
+    quote, now = call.market.add_listed_offer(call.body(OfferBody))
+    return ok({"success": True, "offer": offer_row(quote, now)})
 
 
 def create_account(call: Call) -> Response:
@@ -300,12 +299,12 @@ def set_balance(call: Call) -> Response:
 
 
 def get_clock(call: Call) -> Response:
-    return ok(_clock_json(call.market))
+    return ok(_clock_json(call.market.clock_reading()))
 
 
 def set_clock(call: Call) -> Response:
     call.market.update_clock(call.body(ClockBody))
-    return ok(_clock_json(call.market))
+    return ok(_clock_json(call.market.clock_reading()))
 
 
 def get_config(call: Call) -> Response:
@@ -317,25 +316,21 @@ def set_config(call: Call) -> Response:
 
 
 def list_faults(call: Call) -> Response:
-    return ok({"faults": [r.model_dump() for r in call.market.faults.rules()]})
+    return ok({"faults": [r.model_dump() for r in call.market.fault_rules()]})
 
 
 def add_fault(call: Call) -> Response:
-    try:
-        rule = call.market.faults.add(call.body(FaultBody))
-    except ValueError as exc:
-        raise InvalidArgs(str(exc)) from None
-    return ok({"success": True, "fault": rule.model_dump()})
+    return ok({"success": True, "fault": call.market.add_fault(call.body(FaultBody)).model_dump()})
 
 
 def clear_faults(call: Call) -> Response:
-    call.market.faults.clear()
+    call.market.clear_faults()
     return ok({"success": True})
 
 
 def force_state(call: Call) -> Response:
-    inst = call.market.force_state(call.int_param("instance_id"), call.body(ForceStateBody))
-    return ok({"success": True, "instance": instance_row(inst, call.market.clock.now())})
+    inst, now = call.market.force_state_at(call.int_param("instance_id"), call.body(ForceStateBody))
+    return ok({"success": True, "instance": instance_row(inst, now)})
 
 
 def list_races(call: Call) -> Response:
@@ -352,22 +347,20 @@ def clear_races(call: Call) -> Response:
 
 
 def list_requests(call: Call) -> Response:
-    operation = call.request.query.get("operation") or None
-    records = call.market.requests.records(operation)
-    return ok({"total": len(records), "counts": call.market.requests.counts(),
-               "requests": [r.model_dump() for r in records]})
+    records, counts = call.market.request_records(call.request.query.get("operation") or None)
+    return ok({"total": len(records), "counts": counts, "requests": [r.model_dump() for r in records]})
 
 
 def clear_requests(call: Call) -> Response:
-    call.market.requests.clear()
+    call.market.clear_requests()
     return ok({"success": True})
 
 
 def dump_state(call: Call) -> Response:
     """The whole market as JSON, for assertions and debugging; account key digests are left out."""
-    state = call.market.dump()
-    data = state.model_dump(mode="json", exclude={"accounts": {"__all__": {"key_sha256"}}})
+    dump = call.market.state_dump()
+    data = dump.state.model_dump(mode="json", exclude={"accounts": {"__all__": {"key_sha256"}}})
     for account in data["accounts"].values():
-        account["balance"] = billing.wire(billing.round6(call.market.balance(account["id"])))
-    data["clock"] = _clock_json(call.market)
+        account["balance"] = billing.wire(billing.round6(dump.balances[account["id"]]))
+    data["clock"] = _clock_json(dump.clock)
     return ok(data)

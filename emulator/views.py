@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from emulator import billing
 
 if TYPE_CHECKING:
-    from emulator.models import ChargeLine, Instance, OfferQuote, UserView
+    from emulator.results import ChargeLine, OfferQuote, UserView
+    from emulator.state import Instance
 
 SSH_HOST = "ssh5.vast.ai"
 
