@@ -10,7 +10,8 @@ Layout (compute, then render):
 - `sources`: where history comes from (DIY backend on disk or S3 via `s3`, Pulumi Cloud via the CLI);
 - `fold`, `costing`, `reconcile`, `audit`: pure functions from history to the models in `models`;
 - `charges`: what Vast charged, through the vastclient package;
-- `render`: table, CSV, Markdown, JSON and PNG renderers of those models;
+- `focus`: the month as FinOps FOCUS cost-and-usage rows; `budgets`: the teams' daily budgets, for the chart;
+- `render`: table, CSV, Markdown, JSON, FOCUS CSV and SVG chart renderers of those models;
 - `cli`: the `vastguard audit | spend | chargeback | reconcile` commands;
 - `synthetic`: history shaped like the engine's, written at chosen times (tests, benchmark, demos).
 """

@@ -21,16 +21,19 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from reports.audit import audit_report
+from reports.budgets import BudgetError, daily_budgets
 from reports.charges import ChargesError, ClientFactory, KeyResolver, fetch_charges, vast_client_factory
 from reports.costing import chargeback_report, month_range, spend_report
+from reports.focus import focus_export
 from reports.fold import VastClock, fold_stack
 from reports.models import InstanceTimeline, StackFold
 from reports.pulumi_state import HistoryEntry, StateFormatError
 from reports.reconcile import reconcile
 from reports.render.delimited import audit_csv, invoice_csv, reconcile_csv, spend_csv
 from reports.render.document import to_json
+from reports.render.focus import focus_csv
 from reports.render.markdown import invoice_markdown
-from reports.render.png import daily_spend_png
+from reports.render.svg import daily_spend_svg
 from reports.render.table import audit_table, chargeback_table, reconcile_tables, spend_table, to_text
 from reports.sources import HistorySource, Runner, SourceError, StackRef, ensure_stacks, open_source
 
@@ -223,25 +226,41 @@ def run_chargeback(args: argparse.Namespace, out: TextIO | None = None) -> int:
     now = _now(args)
     folds = _folds(args)
     teams = sorted({f.team for f in folds if not args.team or f.team in args.team} | set(args.team or ()))
-    report = chargeback_report(_timelines(folds, args.team or ()), month=month, now=now, generated_at=now,
-                               teams=teams)
+    timelines = _timelines(folds, args.team or ())
     directory = Path(args.out or f"chargeback-{month}")
     directory.mkdir(parents=True, exist_ok=True)
+    console = Console(file=out, width=TABLE_WIDTH if not out.isatty() else None)
+    if args.format == "focus":
+        export = focus_export(timelines, month=month, now=now, generated_at=now, teams=teams)
+        path = directory / f"focus-cost-and-usage-{month}.csv"
+        path.write_text(focus_csv(export))
+        console.print(f"wrote {len(export.rows)} FOCUS {export.focus_version} cost-and-usage rows to {path}")
+        if export.unknown_price_slices:
+            console.print(f"{export.unknown_price_slices} slice(s) have an unknown price: not in the file "
+                          "(FOCUS's BilledCost cannot be null), and not counted as 0")
+        return 0
+    budgets = daily_budgets(teams, Path(args.team_files) if args.team_files else _default_team_files(args))
+    report = chargeback_report(timelines, month=month, now=now, generated_at=now, teams=teams, budgets=budgets)
     written = []
     for invoice in report.invoices:
         for suffix, text in ((".csv", invoice_csv(invoice)), (".md", invoice_markdown(invoice))):
             path = directory / f"{invoice.team}{suffix}"
             path.write_text(text)
             written.append(path)
-    chart = directory / "daily-spend.png"
-    chart.write_bytes(daily_spend_png(report))
+    chart = directory / "daily-spend.svg"
+    chart.write_text(daily_spend_svg(report))
     document = directory / "chargeback.json"
     document.write_text(to_json(report))
     written += [chart, document]
-    console = Console(file=out, width=TABLE_WIDTH if not out.isatty() else None)
     console.print(chargeback_table(report))
     console.print(f"wrote {len(written)} files to {directory}/: " + ", ".join(p.name for p in written))
+    console.print(f"chart: {chart}")
     return 0
+
+
+def _default_team_files(args: argparse.Namespace) -> Path:
+    """The team files of the project being reported on: `<project dir>/policies/teams`."""
+    return Path(args.project_dir) / "policies" / "teams"
 
 
 def _reconcile_days(args: argparse.Namespace, now: datetime) -> tuple[date, date]:
@@ -301,7 +320,7 @@ def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse
     def run(args: argparse.Namespace) -> int:
         try:
             return command(args)
-        except (UsageError, SourceError, StateFormatError, ChargesError, OSError) as err:
+        except (UsageError, SourceError, StateFormatError, ChargesError, BudgetError, OSError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
 
@@ -357,10 +376,17 @@ def register(subparsers: Any) -> None:
     _formats(spend)
     spend.set_defaults(func=_guarded(run_spend))
 
-    chargeback = subparsers.add_parser("chargeback", help="monthly invoice per team (CSV, Markdown, PNG chart)")
+    chargeback = subparsers.add_parser(
+        "chargeback", help="monthly invoice per team (CSV, Markdown, SVG chart) or FOCUS cost-and-usage rows")
     _common(chargeback)
     chargeback.add_argument("--month", required=True, metavar="YYYY-MM")
     chargeback.add_argument("--out", metavar="DIR", help="output directory (default: ./chargeback-YYYY-MM)")
+    chargeback.add_argument("--format", choices=["invoices", "focus"], default="invoices",
+                            help="invoices: per-team CSV and Markdown, the daily-spend chart and JSON (default); "
+                                 "focus: FinOps FOCUS 1.4 cost-and-usage rows as CSV")
+    chargeback.add_argument("--team-files", metavar="DIR",
+                            help="the teams' policy files, for the daily budgets the chart draws "
+                                 "(default: <project dir>/policies/teams)")
     chargeback.set_defaults(func=_guarded(run_chargeback))
 
     rec = subparsers.add_parser("reconcile", help="reconstructed spend vs Vast.ai charges; finds shadow spend",

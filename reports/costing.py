@@ -8,7 +8,7 @@ left to the renderers; JSON carries the exact amounts.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -161,16 +161,22 @@ def _line_order(item: tuple[tuple[str, str, int | None, str | None, int | None, 
 
 
 def chargeback_report(timelines: Iterable[InstanceTimeline], *, month: str, now: datetime,
-                      generated_at: datetime, teams: Iterable[str] = ()) -> ChargebackReport:
+                      generated_at: datetime, teams: Iterable[str] = (),
+                      budgets: Mapping[str, Decimal | None] | None = None) -> ChargebackReport:
     """One invoice per team (every team in `teams` gets one, even if it spent nothing), one line per instance
-    and rate, and the daily totals the chart draws."""
+    and rate, and the daily totals the chart draws (against each team's daily budget from `budgets`)."""
     start, end = month_range(month)
     lines: dict[str, dict[tuple[str, str, int | None, str | None, int | None, ComponentName, Decimal | None], int]]
     lines = defaultdict(lambda: defaultdict(int))
     daily: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    daily_unknown: dict[tuple[str, str], int] = defaultdict(int)
     for s in slices(timelines, start=start, end=end, now=now, granularity="day"):
         lines[s.team][(s.stack, s.name, s.instance_id, s.gpu_name, s.num_gpus, s.component, s.hourly)] += s.micros
-        daily[(s.team, s.period)] += cost(s.hourly, s.micros) or Decimal(0)
+        amount = cost(s.hourly, s.micros)
+        if amount is None:
+            daily_unknown[(s.team, s.period)] += 1
+        else:
+            daily[(s.team, s.period)] += amount
     invoices = []
     for team in sorted(set(lines) | set(teams)):
         rows = [
@@ -180,7 +186,8 @@ def chargeback_report(timelines: Iterable[InstanceTimeline], *, month: str, now:
         ]
         invoices.append(Invoice(team=team, month=month, lines=tuple(rows),
                                 total=sum((r.cost for r in rows if r.cost is not None), Decimal(0)),
-                                unknown_lines=sum(r.cost is None for r in rows)))
+                                unknown_lines=sum(r.cost is None for r in rows),
+                                daily_budget=(budgets or {}).get(team)))
     days = []
     cursor = start
     while cursor < end:
@@ -189,7 +196,8 @@ def chargeback_report(timelines: Iterable[InstanceTimeline], *, month: str, now:
     team_names = [i.team for i in invoices]
     return ChargebackReport(
         generated_at=generated_at, month=month, invoices=tuple(invoices),
-        daily=tuple(DailySpend(team=t, day=d, cost=daily.get((t, d.isoformat()), Decimal(0)))
+        daily=tuple(DailySpend(team=t, day=d, cost=daily.get((t, d.isoformat()), Decimal(0)),
+                               unknown=daily_unknown.get((t, d.isoformat()), 0))
                     for t in team_names for d in days),
     )
 

@@ -239,12 +239,14 @@ class Invoice(_Model):
     lines: tuple[InvoiceLine, ...]
     total: Decimal = Field(description="sum of the lines whose price is known")
     unknown_lines: int = 0
+    daily_budget: Decimal | None = Field(default=None, description="the team's daily budget (its team file), if known")
 
 
 class DailySpend(_Model):
     team: str
     day: date
-    cost: Decimal
+    cost: Decimal = Field(description="the day's known cost")
+    unknown: int = Field(default=0, description="slices of the day whose price is unknown (not in `cost`)")
 
 
 class ChargebackReport(_Model):

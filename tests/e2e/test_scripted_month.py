@@ -1,7 +1,7 @@
 """Issue 6's last criterion through the real engine and the real provider, against the emulator's frozen
 virtual clock: a scripted month of `pulumi up --refresh` (instances added, stopped, replaced, destroyed at known
-virtual times) yields spend and chargeback equal to the emulator's charges to the cent, `reconcile` finds no
-difference, and an instance rented with the team's key outside Pulumi comes out as shadow spend.
+virtual times) yields spend, chargeback and its FOCUS export equal to the emulator's charges to the cent,
+`reconcile` finds no difference, and an instance rented with the team's key outside Pulumi comes out as shadow spend.
 
 Pulumi stamps its history with wall-clock times (today), while the emulator bills November 2026; the reports
 date every event from the Vast-clock outputs the provider records (`vast_created_at`, `vast_state_since`,
@@ -29,6 +29,7 @@ from fleet.costs import cents
 from reports.charges import env_name
 from reports.cli import EXIT_DIFFERENCES, main
 from tests.e2e.conftest import engine, pulumi_home  # noqa: F401 (fixtures)
+from tests.reports.test_focus import check_against_spec
 from vastclient import OfferQuery, VastClient
 from vastguard.workspace import Workspace
 
@@ -163,6 +164,15 @@ def test_a_scripted_month_of_ups_reconciles_to_the_cent(month: Month, tmp_path: 
     assert code == 0
     (invoice,) = chargeback["invoices"]
     assert invoice["team"] == TEAM and cents(Decimal(invoice["total"])) == cents(total), invoice
+
+    # The same month as FOCUS rows: the spec's required columns and types, and BilledCost to the cent.
+    focus_dir = tmp_path / "focus"
+    backend = month.ws.cli.env["PULUMI_BACKEND_URL"]
+    assert main(["chargeback", "--backend", backend, "--now", month.now().isoformat(), "--vast-clock", "frozen",
+                 "--no-progress", "--month", MONTH, "--format", "focus", "--out", str(focus_dir)]) == 0
+    rows = check_against_spec((focus_dir / f"focus-cost-and-usage-{MONTH}.csv").read_text())
+    assert cents(sum((Decimal(r["BilledCost"]) for r in rows), Decimal(0))) == cents(total)
+    assert {int(r["ResourceId"]) for r in rows} == set(billed)
 
     # Rented with the team's key outside Pulumi: shadow spend, and exit 3 for CI.
     with VastClient(api_key=month.api_key, base_url=month.srv.url) as vast:

@@ -75,15 +75,44 @@ def test_spend_table_to_a_file_and_csv(backend: str, capsys: pytest.CaptureFixtu
 def test_chargeback_writes_invoices_chart_and_json(backend: str, capsys: pytest.CaptureFixture[str],
                                                    tmp_path: Path) -> None:
     out_dir = tmp_path / "cb"
+    teams = tmp_path / "teams"
+    teams.mkdir()
+    (teams / "ml-research.json").write_text(json.dumps({"vast-daily-budget": {"team": "ml-research",
+                                                                              "daily_budget": 200}}))
     code, out, _ = run(capsys, "chargeback", "--backend", backend, "--month", "2026-11", "--out", str(out_dir),
-                       "--no-progress", "--now", NOW)
+                       "--no-progress", "--now", NOW, "--team-files", str(teams))
     assert code == 0 and "Chargeback 2026-11" in out
     names = sorted(p.name for p in out_dir.iterdir())
-    assert names == ["chargeback.json", "daily-spend.png", "data-science.csv", "data-science.md",
+    assert names == ["chargeback.json", "daily-spend.svg", "data-science.csv", "data-science.md",
                      "ml-engineering.csv", "ml-engineering.md", "ml-research.csv", "ml-research.md"]
-    assert (out_dir / "daily-spend.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"chart: {out_dir / 'daily-spend.svg'}" in out.replace("\n", "")
+    chart = (out_dir / "daily-spend.svg").read_text()
+    assert "ml-research: $" in chart and "daily budget $200.00" in chart
+    assert "ml-engineering: $" in chart and "no daily budget known" in chart
     document = json.loads((out_dir / "chargeback.json").read_text())
     assert document["report"] == "chargeback" and len(document["invoices"]) == 3
+    budgets = {i["team"]: i["daily_budget"] for i in document["invoices"]}
+    assert budgets == {"data-science": None, "ml-engineering": None, "ml-research": "200"}
+
+
+def test_chargeback_with_an_unreadable_team_file_names_it(backend: str, capsys: pytest.CaptureFixture[str],
+                                                          tmp_path: Path) -> None:
+    (tmp_path / "data-science.json").write_text('{"vast-daily-budget": {"daily_budget": "lots"}}')
+    code, _, err = run(capsys, "chargeback", "--backend", backend, "--month", "2026-11", "--out", str(tmp_path),
+                       "--no-progress", "--now", NOW, "--team-files", str(tmp_path))
+    assert code == 1
+    assert "data-science.json" in err and "vastguard team check" in err and "Traceback" not in err
+
+
+def test_chargeback_as_focus_rows(backend: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "chargeback", "--backend", backend, "--month", "2026-11", "--out", str(tmp_path),
+                       "--no-progress", "--now", NOW, "--format", "focus")
+    assert code == 0
+    path = tmp_path / "focus-cost-and-usage-2026-11.csv"
+    rows = list(csv.DictReader(io.StringIO(path.read_text())))
+    assert f"FOCUS 1.4 cost-and-usage rows to {path}" in out.replace("\n", "")
+    assert {r["x_Team"] for r in rows} == {"data-science", "ml-engineering", "ml-research"}
+    assert all(r["ChargePeriodStart"].startswith("2026-11-") for r in rows)
 
 
 @pytest.mark.parametrize(("argv", "message"), [

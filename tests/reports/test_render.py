@@ -1,26 +1,25 @@
-"""Renderers against golden files (regenerate with VASTGUARD_UPDATE_GOLDEN=1), JSON schema, and the PNG."""
+"""Renderers against golden files (regenerate with VASTGUARD_UPDATE_GOLDEN=1), JSON schema, and the SVG chart."""
 
 from __future__ import annotations
 
 import json
-import struct
-import zlib
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from reports.audit import audit_report
 from reports.costing import chargeback_report, spend_report
 from reports.fold import fold_stack
-from reports.models import SCHEMA_VERSION, ChargebackReport, StackFold
+from reports.models import SCHEMA_VERSION, ChargebackReport, DailySpend, Invoice, StackFold
 from reports.reconcile import reconcile
+from reports.render import svg
 from reports.render.delimited import audit_csv, invoice_csv, reconcile_csv, spend_csv
 from reports.render.document import to_json
 from reports.render.markdown import invoice_markdown
-from reports.render.png import PALETTE, daily_spend_png, encode_png
+from reports.render.svg import daily_spend_svg
 from reports.render.table import audit_table, chargeback_table, reconcile_tables, spend_table, to_text
 from reports.sources import open_source
 from tests.reports.conftest import utc
@@ -100,42 +99,51 @@ def test_reconcile_renderers(folds: list[StackFold], golden: Golden) -> None:
     assert [r.status for r in report.rows] == ["under", "shadow"]
 
 
-def decode_png(data: bytes) -> tuple[int, int, bytes]:
-    """Enough of a PNG decoder for our own files: checks signature and CRCs, undoes filter 0."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, chunks = 8, {}
-    idat = b""
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        tag, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
-        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
-        assert crc == zlib.crc32(tag + body) & 0xFFFFFFFF, tag
-        if tag == b"IDAT":
-            idat += body
-        chunks[tag] = body
-        pos += 12 + length
-    assert b"IEND" in chunks
-    width, height, depth, color_type, *_ = struct.unpack(">IIBBBBB", chunks[b"IHDR"])
-    assert (depth, color_type) == (8, 2)
-    raw = zlib.decompress(idat)
-    stride = width * 3 + 1
-    assert len(raw) == stride * height and all(raw[y * stride] == 0 for y in range(height))
-    return width, height, b"".join(raw[y * stride + 1:(y + 1) * stride] for y in range(height))
+SVG = "{http://www.w3.org/2000/svg}"
 
 
-def test_png_chart_decodes_and_shows_every_team(chargeback: ChargebackReport, tmp_path: Path) -> None:
-    data = daily_spend_png(chargeback)
-    width, height, pixels = decode_png(data)
-    assert width > 700 and height > 400
-    colours = {pixels[i:i + 3] for i in range(0, len(pixels), 3)}
-    for index in range(len(chargeback.invoices)):
-        assert bytes(PALETTE[index]) in colours  # a bar or legend swatch per team
-    assert daily_spend_png(chargeback) == data  # deterministic
+@pytest.fixture(scope="module")
+def budgeted(folds: list[StackFold]) -> ChargebackReport:
+    budgets = {"ml-research": Decimal("200"), "ml-engineering": Decimal("120"), "data-science": None}
+    return chargeback_report([tl for f in folds for tl in f.timelines], month=MONTH, now=NOW, generated_at=NOW,
+                             budgets=budgets)
 
 
-def test_png_encoder_round_trips_pixels() -> None:
-    pixels = bytes(range(256)) * 3 * 4
-    width, height, decoded = decode_png(encode_png(32, 32, pixels))
-    assert (width, height, decoded) == (32, 32, pixels)
-    with pytest.raises(ValueError, match="bytes of RGB"):
-        encode_png(2, 2, b"\x00")
+def test_daily_spend_chart_golden(budgeted: ChargebackReport, golden: Golden) -> None:
+    golden("daily-spend.svg", daily_spend_svg(budgeted))
+
+
+def test_daily_spend_chart_draws_each_team_against_its_budget(budgeted: ChargebackReport) -> None:
+    root = ET.fromstring(daily_spend_svg(budgeted))  # noqa: S314 -- our own output
+    groups = {g.get("id"): g for g in root.iter(f"{SVG}g")}
+    assert set(groups) == {"team-data-science", "team-ml-engineering", "team-ml-research"}
+    texts = {gid: [t.text or "" for t in g.iter(f"{SVG}text")] for gid, g in groups.items()}
+    assert "budget $200.00/day" in texts["team-ml-research"]
+    assert not any(t.startswith("budget $") for t in texts["team-data-science"])  # none known: none drawn
+    assert any("no daily budget known" in t for t in texts["team-data-science"])
+    # ml-research spent ~$110/day in its first week: under $200, so no red bar; a $5 budget makes them red.
+    red = [r for r in groups["team-ml-research"].iter(f"{SVG}rect") if r.get("fill") == svg.OVER]
+    assert red == []
+    tight = budgeted.model_copy(update={"invoices": tuple(
+        i.model_copy(update={"daily_budget": Decimal(5)}) if i.team == "ml-research" else i
+        for i in budgeted.invoices)})
+    root = ET.fromstring(daily_spend_svg(tight))  # noqa: S314
+    group = next(g for g in root.iter(f"{SVG}g") if g.get("id") == "team-ml-research")
+    red_days = [r.findtext(f"{SVG}title") for r in group.iter(f"{SVG}rect") if r.get("fill") == svg.OVER]
+    assert len(red_days) == 27 and all((t or "").startswith("ml-research 2026-11-") for t in red_days)
+    heading = next(t.text for t in group.iter(f"{SVG}text"))
+    assert heading is not None and "27 day(s) over budget" in heading
+
+
+def test_chart_marks_days_with_an_unknown_price_and_escapes_names() -> None:
+    report = ChargebackReport(
+        generated_at=NOW, month=MONTH,
+        invoices=(Invoice(team="r&d <gpu>", month=MONTH, lines=(), total=Decimal(0), unknown_lines=1,
+                          daily_budget=Decimal(3)),),
+        daily=(DailySpend(team="r&d <gpu>", day=date(2026, 11, 1), cost=Decimal("1.5"), unknown=2),
+               DailySpend(team="r&d <gpu>", day=date(2026, 11, 2), cost=Decimal(0))))
+    text = daily_spend_svg(report)
+    root = ET.fromstring(text)  # noqa: S314 -- parses, so the team name was escaped
+    labels = [t.text for t in root.iter(f"{SVG}text")]
+    assert "?" in labels and any("2 slice(s) with an unknown price not drawn" in (t or "") for t in labels)
+    assert "r&amp;d &lt;gpu&gt;" in text
