@@ -1,7 +1,8 @@
 """Where stack history comes from: the reports' I/O, kept apart from the pure folding.
 
-- `DiyHistory` reads a DIY backend's files directly, from a local directory (`file://`) or an S3-compatible
-  bucket (`s3://`), both through the small `Bucket` interface: list keys, read a key. Direct reading is the
+- `DiyHistory` reads a DIY backend's files directly, from a local directory (`file://`), an S3-compatible
+  bucket (`s3://`, reports/s3.py) or an Azure Blob container (`azblob://`, reports/azblob.py), all through the
+  small `Bucket` interface: list keys, read a key. Direct reading is the
   only way to get the checkpoint of every past update from a DIY backend: `pulumi stack export --version`
   answers "the current backend does not provide the ability to export previous deployments" there.
 - `CliHistory` goes through the Pulumi CLI for backends we cannot read as files (Pulumi Cloud):
@@ -41,6 +42,12 @@ STACK_FILE = re.compile(r"^(?P<stack>[^/]+)\.json(?:\.gz|\.zst)?$")
 
 class SourceError(RuntimeError):
     """The history cannot be read; the message says where and what to do."""
+
+
+def missing_extra(what: str, extra: str, package: str) -> SourceError:
+    """Cloud backends' SDKs are optional extras, imported only when such a backend is read."""
+    return SourceError(f"reading {what} backends needs {package}, which is not installed: "
+                       f"pip install 'vastguard[{extra}]' (./dev setup installs every extra)")
 
 
 @dataclass(frozen=True, order=True)
@@ -273,21 +280,23 @@ def open_source(url: str, *, cli_runner: Runner | None = None,
             raise SourceError(f"no Pulumi state under {root} (expected {root / '.pulumi'}); "
                               "pass --backend file://DIR with the directory given to `pulumi login`")
         return DiyHistory(url, LocalBucket(root))
+    if parts.scheme in {"s3", "azblob"} and bucket_factory is not None:
+        return DiyHistory(url, bucket_factory(url))
     if parts.scheme == "s3":
-        if bucket_factory is not None:
-            return DiyHistory(url, bucket_factory(url))
-        from reports.s3 import Credentials, S3Bucket, S3Error, S3Location
+        from reports.s3 import S3Bucket, S3Location
 
-        try:
-            return DiyHistory(url, S3Bucket(S3Location.parse(url), Credentials.from_env()))
-        except S3Error as err:
-            raise SourceError(str(err)) from None
+        return DiyHistory(url, S3Bucket(S3Location.parse(url)))
+    if parts.scheme == "azblob":
+        from reports.azblob import AzureBlobBucket, AzureLocation
+
+        return DiyHistory(url, AzureBlobBucket(AzureLocation.parse(url)))
     if parts.scheme in {"https", "http"} or url == "":
         if cli_runner is None:
             raise SourceError(f"{url or 'Pulumi Cloud'} is read through the Pulumi CLI, which is not available here")
         return CliHistory(url, cli_runner)
     raise SourceError(
-        f"backend {parts.scheme}:// is not supported by the reports (file://, s3:// and Pulumi Cloud are); "
+        f"backend {parts.scheme}:// is not supported by the reports (file://, s3://, azblob:// and Pulumi Cloud "
+        "are); "
         "copy the state to a local directory with `pulumi stack export`/`import` or sync the bucket"
     )
 
