@@ -6,8 +6,13 @@
 - `vastguard ci set-key --stack TEAM`: put the team's Vast.ai key from the environment (`VASTAI_API_KEY`,
   filled from the CI secret `VASTGUARD_KEY_<TEAM>`) into the stack's config as a secret: the value goes to
   `pulumi config set --secret` on stdin, never in argv, and is masked in the GitHub log before anything runs.
-- `vastguard ci preview --stack TEAM`: `pulumi preview` with the policy pack and the team's config; appends the
-  verdict, the policy report and the cost change (before -> after) to the job summary; exits 1 when denied.
+- `vastguard ci preview --stack TEAM [--json]`: `pulumi preview` with the policy pack and the team's config,
+  judged from the engine's event log (`--event-log`): the verdict, each violation and the cost change
+  (before -> after, unknown never shown as $0) go to the job summary, and with `--json` to stdout as a
+  versioned document (vastguard/schemas/ci-report.schema.json); exits 1 when denied or failed.
+- `vastguard ci audit --stack TEAM [--json]`: the nightly check of what already runs: `pulumi policy analyze`
+  runs the pack against the stack's current state, so an exception that expired or a limit lowered since the
+  last deploy is reported the next morning; exits 1 on a mandatory finding.
 - `vastguard ci up --stack TEAM`: `pulumi up` with the same pack and config; appends the deployed cost.
 """
 
@@ -19,26 +24,26 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from decimal import Decimal
+import tempfile
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from engine import ensure, repo_root
-from fleet.costs import FleetCost, cents, fleet_cost
+from vastguard.engine_events import EventLogError, parse_events
 from vastguard.pulumi_cli import PulumiCLI
+from vastguard.summary import deploy_markdown, policy_audit_markdown, preview_markdown, to_json
+from vastguard.verdict import PolicyAuditReport, PreviewReport, policy_audit_report, preview_report
 from vastguard.workspace import POLICY_PACK, team_policy_config
 
 KEY_ENV = "VASTAI_API_KEY"
-INSTANCE_TYPE = "vastai:Instance"
+DEBUG_COMMANDS = {"PULUMI_DEBUG_COMMANDS": "true"}  # engine 3.259 offers --event-log only behind this switch
+SECRETS_PASSPHRASE = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
 # Paths whose change can alter every team's preview: the program, its libraries, the pack, the toolchain.
 SHARED_PREFIXES = ("program/", "fleet/", "providers/", "vastclient/", "policies/", "engine/")
 SHARED_FILES = frozenset({"__main__.py", "Pulumi.yaml", "pyproject.toml", "requirements.lock"})
 _STACK_FILE = re.compile(r"^stacks/Pulumi\.([A-Za-z0-9_.-]+)\.yaml$")
 _TEAM_FILE = re.compile(r"^policies/teams/([A-Za-z0-9_.-]+)\.json$")
-_GONE = frozenset({"delete", "discard", "delete-replaced", "read-discard", "remove-pending-replace"})
-_NEW = frozenset({"create", "create-replacement", "replace", "import", "import-replacement"})
 
 
 def secret_name(team: str) -> str:
@@ -78,165 +83,26 @@ def matrix(teams: Sequence[str]) -> dict[str, Any]:
     return {"include": [{"team": t, "secret": secret_name(t)} for t in teams]}
 
 
-# --- preview results ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Violation:
-    level: str  # mandatory, advisory, disabled
-    policy: str
-    message: str
-
-
-@dataclass
-class PreviewResult:
-    team: str
-    ok: bool
-    before: FleetCost
-    after: FleetCost
-    changes: dict[str, int] = field(default_factory=dict)
-    violations: list[Violation] = field(default_factory=list)
-    error: str = ""
-
-    @property
-    def verdict(self) -> str:
-        if any(v.level == "mandatory" for v in self.violations):
-            return "denied by policy"
-        if not self.ok:
-            return "preview failed"
-        if self.violations:
-            return "passed with advisories"
-        return "passed"
-
-
-def _is_instance(step: Mapping[str, Any]) -> bool:
-    state = step.get("newState") or step.get("oldState") or {}
-    return str(state.get("type", "")).endswith(INSTANCE_TYPE)
-
-
-def cost_change(preview: Mapping[str, Any], outputs: Mapping[str, Any]) -> tuple[FleetCost, FleetCost]:
-    """The fleet's estimated cost before and after a previewed change.
-
-    `outputs` are the stack's current outputs (`pulumi stack output --json`; empty for a new stack): its `fleet`
-    is every rented instance with its actual $/h. `preview` is `pulumi preview --json`, which lists only what
-    changes. After = the current fleet, less removed instances, with updated ones in their new state, plus new
-    and replacing ones at their quote (taken at check) -- the basis the policy pack's budgets use.
-    """
-    current: dict[str, Mapping[str, Any]] = {str(k): v for k, v in (outputs.get("fleet") or {}).items()
-                                             if isinstance(v, Mapping)}
-    after = dict(current)
-    for step in preview.get("steps") or []:
-        if not _is_instance(step):
-            continue
-        name, op = str(step.get("urn")).rsplit("::", 1)[-1], str(step.get("op"))
-        inputs = dict((step.get("newState") or {}).get("inputs") or {})
-        if op in _GONE:
-            if op != "delete-replaced":  # a replacement is listed under the same name and stays
-                after.pop(name, None)
-        elif op in _NEW:
-            after[name] = inputs
-        else:  # update, same, refresh: the rented instance, with what the new inputs change
-            merged = dict(current.get(name) or (step.get("oldState") or {}).get("outputs") or {})
-            merged.update({k: inputs[k] for k in ("state", "disk_gb") if k in inputs})
-            after[name] = merged
-    return fleet_cost(current.values()), fleet_cost(after.values())
-
-
-def instance_changes(preview: Mapping[str, Any]) -> dict[str, int]:
-    """Instance steps by operation (pulumi's changeSummary also counts the stack itself)."""
-    counts: dict[str, int] = {}
-    for step in preview.get("steps") or []:
-        if _is_instance(step) and step.get("op") != "delete-replaced":
-            counts[str(step.get("op"))] = counts.get(str(step.get("op")), 0) + 1
-    return counts
-
-
-def parse_policy_report(text: str) -> list[Violation]:
-    """The violations in the `Policies:` section of pulumi's text output (its JSON output leaves them out)."""
-    lines = text.splitlines()
-    try:
-        start = next(i for i, line in enumerate(lines) if line.strip() == "Policies:")
-    except StopIteration:
-        return []
-    found: list[Violation] = []
-    head = re.compile(r"^\s*- \[(\w+)\]\s+(\S+)")
-    current: tuple[str, str] | None = None
-    body: list[str] = []
-
-    def flush() -> None:
-        if current:
-            # The first body line is the policy's description, the rest its message for this stack.
-            message = " ".join(body[1:] if len(body) > 1 else body).strip()
-            found.append(Violation(current[0], current[1], message))
-
-    for line in lines[start + 1:]:
-        if not line.strip():
-            break
-        if m := head.match(line):
-            flush()
-            current, body = (m[1], m[2]), []
-        elif current and line.startswith("          "):
-            body.append(line.strip())
-    flush()
-    return found
-
-
-def _money(value: Decimal) -> str:
-    return f"${cents(value):,.2f}"
-
-
-def _delta(before: Decimal, after: Decimal) -> str:
-    diff = cents(after) - cents(before)
-    return f"{'-' if diff < 0 else '+'}${abs(diff):,.2f}"
-
-
-def render_preview_summary(results: Sequence[PreviewResult]) -> str:
-    icon = {"passed": "✅", "passed with advisories": "⚠️", "denied by policy": "❌", "preview failed": "❌"}
-    out = ["## vastguard preview", "",
-           "| team | verdict | changes | $/h before -> after | $/day before -> after | $/month before -> after |",
-           "| --- | --- | --- | --- | --- | --- |"]
-    for r in results:
-        changes = ", ".join(f"{n} {op}" for op, n in sorted(r.changes.items()) if op != "same") or "none"
-        cols = [f"{_money(getattr(r.before, p))} -> {_money(getattr(r.after, p))} "
-                f"({_delta(getattr(r.before, p), getattr(r.after, p))})" for p in ("hourly", "daily", "monthly")]
-        out.append(f"| {r.team} | {icon[r.verdict]} {r.verdict} | {changes} | " + " | ".join(cols) + " |")
-    for r in results:
-        if r.violations:
-            out += ["", f"### {r.team}: policy report", ""]
-            out += [f"- **[{v.level}] {v.policy}**: {v.message}" for v in r.violations]
-        if r.error and not r.ok and not r.violations:
-            out += ["", f"### {r.team}: preview failed", "", "```", r.error, "```"]
-    return "\n".join(out) + "\n"
-
-
-def render_deploy_summary(team: str, outputs: Mapping[str, Any], ok: bool) -> str:
-    cost = outputs.get("estimated_cost") or {}
-    fleet = outputs.get("fleet") or {}
-    status = "✅ deployed" if ok else "❌ `pulumi up` failed (see the log)"
-    money = " | ".join(f"${float(cost.get(p, 0)):,.2f}" for p in ("hourly", "daily", "monthly"))
-    return ("## vastguard deploy\n\n| team | result | instances | $/h | $/day | $/month |\n"
-            "| --- | --- | --- | --- | --- | --- |\n"
-            f"| {team} | {status} | {len(fleet)} | {money} |\n")
-
-
 # --- commands -------------------------------------------------------------------------------------------------
 
 
-def _append_summary(markdown: str) -> None:
+def _append_summary(markdown: str, *, echo: bool = True) -> None:
     target = os.environ.get("GITHUB_STEP_SUMMARY")
     if target:
         with open(target, "a", encoding="utf-8") as fh:
             fh.write(markdown + "\n")
-    print(markdown)
+    if echo:
+        print(markdown)
 
 
 def _cli(project_dir: Path) -> PulumiCLI:
     return PulumiCLI.for_project(ensure(log=lambda line: print(line, file=sys.stderr)), project_dir)
 
 
-def _policy_args(team: str) -> list[str]:
+def _policy_args(team: str, policy_config: Path | None = None) -> list[str]:
     """This repository's pack and the team's file in it (the pack is platform-owned, not per project dir)."""
-    return ["--policy-pack", str(POLICY_PACK), "--policy-pack-config", str(team_policy_config(team))]
+    config = policy_config or team_policy_config(team)
+    return ["--policy-pack", str(POLICY_PACK), "--policy-pack-config", str(config)]
 
 
 def select_teams(base: str | None, head: str, root: Path, stdin: Iterable[str] = ()) -> list[str]:
@@ -280,32 +146,78 @@ def _set_key_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _preview_command(args: argparse.Namespace) -> int:
-    if not team_policy_config(args.stack).exists():
-        print(f"error: no team policy config {team_policy_config(args.stack)}: create it with "
-              f"`./dev vastguard team add {args.stack}` and commit it with the stack", file=sys.stderr)
-        return 1
-    root = Path(args.project_dir)
-    cli = _cli(root)
-    policy = _policy_args(args.stack)
-    as_json = cli.run("preview", "--json", *policy, stack=args.stack, check=False)
-    as_text = cli.run("preview", *policy, stack=args.stack, check=False)
+def _tail(result: subprocess.CompletedProcess[str], lines: int = 30) -> str:
+    return "\n".join((result.stdout + "\n" + result.stderr).strip().splitlines()[-lines:])
+
+
+def run_preview(cli: PulumiCLI, team: str, *, policy_config: Path | None = None,
+                stack: str | None = None) -> tuple[PreviewReport, subprocess.CompletedProcess[str]]:
+    """`pulumi preview` with the pack and the team's file, judged from its event log (one run, no scraping)."""
+    stack = stack or team
+    with tempfile.TemporaryDirectory(prefix="vastguard-preview-") as tmp:
+        log = Path(tmp) / "events.jsonl"
+        result = cli.run("preview", "--event-log", str(log), *_policy_args(team, policy_config), stack=stack,
+                         check=False, extra_env=DEBUG_COMMANDS)
+        events = parse_events(log.read_text()) if log.exists() else []
+    return preview_report(team, stack, events, exit_code=result.returncode, stderr_tail=_tail(result)), result
+
+
+def run_policy_audit(cli: PulumiCLI, team: str, *, policy_config: Path | None = None,
+                     stack: str | None = None) -> tuple[PolicyAuditReport, subprocess.CompletedProcess[str]]:
+    """`pulumi policy analyze`: the pack against the stack's current state, without running the program.
+
+    It analyzes an export of the state (`--file`) with the secrets passphrase withheld, so the engine redacts the
+    stack's secrets instead of decrypting them: analyzing a stack directly (`--stack`) decrypts them, and engine
+    3.259 then writes the team's Vast.ai key, base64-encoded, into its *unencrypted* log of the analyze command in
+    `$PULUMI_HOME/logs`. No rule reads a secret, so nothing is lost.
+    """
+    stack = stack or team
+    with tempfile.TemporaryDirectory(prefix="vastguard-audit-") as tmp:
+        state = Path(tmp) / "state.json"
+        exported = cli.run("stack", "export", "--file", str(state), stack=stack, check=False)
+        if exported.returncode != 0:
+            report = policy_audit_report(team, stack, [], exit_code=exported.returncode, stderr_tail=_tail(exported))
+            return report, exported
+        result = cli.run("policy", "analyze", "--json", "--file", str(state), *_policy_args(team, policy_config),
+                         check=False, drop_env=SECRETS_PASSPHRASE)
     try:
-        data = json.loads(as_json.stdout)
-    except json.JSONDecodeError:
-        data = {}
-    shown = cli.run("stack", "output", "--json", stack=args.stack, check=False)
-    outputs = json.loads(shown.stdout) if shown.returncode == 0 and shown.stdout.strip() else {}
-    before, after = cost_change(data, outputs)
-    result = PreviewResult(
-        team=args.stack, ok=as_json.returncode == 0 and as_text.returncode == 0, before=before, after=after,
-        changes=instance_changes(data),
-        violations=parse_policy_report(as_text.stdout),
-        error="\n".join((as_text.stdout + "\n" + as_text.stderr).strip().splitlines()[-30:]),
-    )
-    print(as_text.stdout, file=sys.stderr)
-    _append_summary(render_preview_summary([result]))
-    return 0 if result.ok else 1
+        events = parse_events(result.stdout)
+    except EventLogError:
+        events = []
+    return policy_audit_report(team, stack, events, exit_code=result.returncode, stderr_tail=_tail(result)), result
+
+
+def _policy_config(args: argparse.Namespace) -> Path | None:
+    path = Path(args.policy_config) if args.policy_config else team_policy_config(args.stack)
+    if not path.exists():
+        print(f"error: no team policy config {path}: create it with `./dev vastguard team add {args.stack}` and "
+              "commit it with the stack", file=sys.stderr)
+        return None
+    return path
+
+
+def _preview_command(args: argparse.Namespace) -> int:
+    config = _policy_config(args)
+    if config is None:
+        return 1
+    report, result = run_preview(_cli(Path(args.project_dir)), args.stack, policy_config=config)
+    print(result.stdout, file=sys.stderr)  # the engine's own account, for the log
+    _append_summary(preview_markdown([report]), echo=not args.json)
+    if args.json:
+        print(to_json(report), end="")
+    return 0 if report.verdict in {"passed", "advisory"} else 1
+
+
+def _audit_command(args: argparse.Namespace) -> int:
+    config = _policy_config(args)
+    if config is None:
+        return 1
+    report, result = run_policy_audit(_cli(Path(args.project_dir)), args.stack, policy_config=config)
+    print(result.stdout if not report.violations else "", result.stderr, sep="", file=sys.stderr)
+    _append_summary(policy_audit_markdown([report]), echo=not args.json)
+    if args.json:
+        print(to_json(report), end="")
+    return 0 if report.verdict in {"passed", "advisory"} else 1
 
 
 def _up_command(args: argparse.Namespace) -> int:
@@ -317,7 +229,7 @@ def _up_command(args: argparse.Namespace) -> int:
     print(result.stdout, file=sys.stderr)
     print(result.stderr, file=sys.stderr)
     outputs = cli.json("stack", "output", stack=args.stack) if result.returncode == 0 else {}
-    _append_summary(render_deploy_summary(args.stack, outputs, result.returncode == 0))
+    _append_summary(deploy_markdown(args.stack, outputs, result.returncode == 0))
     return result.returncode
 
 
@@ -335,12 +247,20 @@ def register(subparsers: Any) -> None:
     changed.add_argument("--root", type=Path, help="project root (default: this repository)")
     changed.set_defaults(func=_changed_command)
 
-    for name, func, text in (("set-key", _set_key_command, f"store ${KEY_ENV} as the stack's secret vastai:apiKey"),
-                             ("preview", _preview_command, "preview with the team's policy config; job summary"),
-                             ("up", _up_command, "deploy with the team's policy config; job summary")):
+    for name, func, text in (
+            ("set-key", _set_key_command, f"store ${KEY_ENV} as the stack's secret vastai:apiKey"),
+            ("preview", _preview_command, "preview with the team's policy config; verdict and cost change"),
+            ("audit", _audit_command, "the pack against the stack's current state (nightly); what no longer complies"),
+            ("up", _up_command, "deploy with the team's policy config; job summary")):
         action = actions.add_parser(name, help=text)
         action.add_argument("--stack", required=True, metavar="TEAM")
         action.add_argument("--project-dir", default=str(repo_root()), help="Pulumi project directory")
         if name == "up":
             action.add_argument("--message", help="update message (e.g. the commit)")
+        if name in {"preview", "audit"}:
+            action.add_argument("--json", action="store_true",
+                                help="print the verdict as JSON (schema: vastguard/schemas/ci-report.schema.json); "
+                                     "the job summary is still written")
+            action.add_argument("--policy-config", metavar="FILE",
+                                help="the team's policy file (default: policies/teams/TEAM.json)")
         action.set_defaults(func=func)

@@ -1,31 +1,48 @@
-"""`vastguard demo`: the whole journey on embedded defaults, with no account and no network.
+"""`vastguard demo`: a month of three ML teams' GPU changes, governed, reported and reconciled, in a minute or two.
 
-It starts the local Vast.ai emulator, gives each of the three seed teams its own emulated account and key,
-copies the project into `.demo/` (so the committed stack files stay untouched) with a local file state backend
-in `.demo/state`, and then walks through what a platform team and its ML teams do: preview each team's fleet
-with the policy pack (estimated cost and verdict), deploy the compliant ones, try a change the policy blocks
-(and show nothing was rented), read the audit trail and spend report from stack history, and clean up.
+It starts the local Vast.ai emulator with its virtual clock frozen on the first day of last month, gives each
+of the three seed teams its own emulated account and key, copies the project into `.demo/` (the committed
+stack files stay untouched) with a local file state backend, and moves the clock through the month as the
+teams change their fleets: previews judged by the policy pack (verdict and estimated spend from the engine's
+structured events), deploys, a change the pack denies (nothing is rented), an instance parked and started
+again, a group scaled down, and one instance rented with a team's key outside Pulumi. At the month's end it
+shows what finance and team leads look at: each team's chargeback invoice, the daily-spend chart against each
+team's budget (a file whose path it prints) and the reconciliation with Vast's charges, which finds the
+rental made outside Pulumi. Then it destroys everything: the emulator ends with no instance.
+
+Every `pulumi up` runs with `--refresh`, and the reports read the clock as frozen (`--vast-clock frozen`),
+because on a frozen emulator clock Pulumi's wall-clock timestamps say nothing about the virtual month: the
+provider's Vast-clock outputs and each operation's clock sample date every event (reports/README.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
+import os
 import secrets
 import shutil
 import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.panel import Panel
 from rich.table import Table
 
-from emulator import Account, EmulatorServer
+from emulator import EmulatorServer
+from emulator.testing import Control
 from engine import ensure, repo_root
-from vastguard.ci import cost_change
-from vastguard.workspace import Workspace, team_policy_config
+from reports.charges import env_name
+from vastclient import OfferQuery, VastClient
+from vastguard.ci import run_preview
+from vastguard.summary import dollars
+from vastguard.workspace import POLICY_PACK, Workspace, team_policy_config
 
 TEAMS = ("ml-research", "ml-engineering", "data-science")
 DEMO_DIR = repo_root() / ".demo"
@@ -33,91 +50,95 @@ BLOCKED_CHANGE: dict[str, Any] = {
     "gpu": "H100_SXM", "count": 1, "image": "pytorch/pytorch:2.4.0-cuda12.1-cudnn9-runtime", "disk_gb": 64,
     "max_dph": 3.5,
 }
+SHADOW_LABEL = "quick test (rented from a laptop)"
 
 
 def register(sub: Any) -> None:
-    demo = sub.add_parser("demo", help="run the end-to-end journey against the local Vast.ai emulator")
+    demo = sub.add_parser("demo", help="a month of three teams' GPU fleets on the local Vast.ai emulator",
+                          description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     demo.add_argument("--keep", action="store_true",
                       help="leave the deployed stacks in .demo/ (the emulator still stops at the end)")
-    demo.add_argument("--provision-delay", type=float, default=2.0, metavar="SECONDS",
-                      help="how long emulated instances take to boot (default 2)")
+    demo.add_argument("--out", metavar="DIR",
+                      help="where the month's chargeback goes (default: ./demo-chargeback-YYYY-MM)")
+    demo.add_argument("--month", metavar="YYYY-MM", help="the virtual month (default: last month)")
     demo.set_defaults(func=run)
 
 
+def last_month(today: datetime) -> datetime:
+    first = datetime(today.year, today.month, 1, tzinfo=UTC)
+    previous = first - timedelta(days=1)
+    return datetime(previous.year, previous.month, 1, tzinfo=UTC)
+
+
 class Journey:
-    def __init__(self, console: Console, ws: Workspace, emulator: EmulatorServer, accounts: dict[str, Account]):
+    def __init__(self, console: Console, ws: Workspace, emulator: EmulatorServer, keys: dict[str, str],
+                 month_start: datetime) -> None:
         self.console = console
         self.ws = ws
         self.emulator = emulator
-        self.accounts = accounts
+        self.control = Control(emulator.url)
+        self.keys = keys
+        self.t0 = month_start
         self.step_no = 0
+        self.shadow_id: int | None = None
+
+    @property
+    def month(self) -> str:
+        return self.t0.strftime("%Y-%m")
+
+    def at(self, day: int, hour: int = 9) -> datetime:
+        """Move the emulator's virtual clock to `day` of the month (it never goes back)."""
+        moment = self.t0 + timedelta(days=day - 1, hours=hour)
+        self.control.clock(set=moment.timestamp(), freeze=True)
+        return moment
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(float(self.control.call("GET", "/clock")["now"]), UTC)
 
     def step(self, title: str, why: str) -> None:
         self.step_no += 1
-        self.console.rule(f"[bold]{self.step_no}. {title}")
+        when = self.now().strftime("%a %d %b %H:%M")
+        self.console.rule(f"[bold]{self.step_no}. {when} (virtual): {title}")
         self.console.print(f"[dim]{why}[/dim]")
 
-    def live(self, team: str) -> int:
-        return len(self.emulator.market.all_instances(self.accounts[team])[0])
+    def vast(self, team: str) -> VastClient:
+        return VastClient(api_key=self.keys[team], base_url=self.emulator.url)
 
-    def policy_lines(self, output: str) -> list[str]:
-        """The pack's verdict lines from pulumi's output: the `Policies:` block, without the noise."""
-        lines = output.splitlines()
-        if "Policies:" not in lines and not any(line.strip() == "Policies:" for line in lines):
-            return []
-        start = next(i for i, line in enumerate(lines) if line.strip() == "Policies:")
-        block = []
-        for line in lines[start + 1:]:
-            if re.match(r"^\S", line):  # the next top-level section
-                break
-            if line.strip():
-                block.append(line.rstrip())
-        return block
+    def live(self, team: str) -> int:
+        with self.vast(team) as vast:
+            return len(vast.list_instances())
 
     def preview(self, team: str) -> bool:
-        result = self.ws.preview(team)
-        for line in self.policy_lines(result.stdout + result.stderr):
-            self.console.print(f"    {line.strip()}", markup=False, highlight=False)
-        verdict = "[green]passes its team's policy[/green]" if result.returncode == 0 else "[red]DENIED[/red]"
-        self.console.print(f"  {team}: {verdict}")
-        self.estimate(team)
-        return result.returncode == 0
+        report, _ = run_preview(self.ws.cli, team, policy_config=team_policy_config(team))
+        for v in report.violations:
+            style = "red" if v.level == "mandatory" else "yellow"
+            self.console.print(f"    [{style}]\\[{v.level}] {v.policy}[/{style}]: {v.message}", highlight=False)
+        colour = {"passed": "green", "advisory": "yellow"}.get(report.verdict, "red")
+        budget = _daily_budget(team)
+        before, after = report.cost.before, report.cost.after
+        self.console.print(f"  {team}: [{colour}]{report.title}[/{colour}]; estimated spend "
+                           f"{dollars(before.daily)}/day now -> {dollars(after.daily)}/day after "
+                           f"({dollars(after.hourly)}/h; daily budget ${budget})")
+        return report.verdict in {"passed", "advisory"}
 
-    def estimate(self, team: str) -> None:
-        """The fleet's estimated spend before and after the change, from live quotes (as CI's summary shows)."""
-        preview = self.ws.cli.run("preview", "--json", stack=team, check=False)
-        shown = self.ws.cli.run("stack", "output", "--json", stack=team, check=False)
-        try:
-            data = json.loads(preview.stdout)
-            outputs = json.loads(shown.stdout) if shown.returncode == 0 and shown.stdout.strip() else {}
-        except json.JSONDecodeError:
-            return
-        before, after = cost_change(data, outputs)
-        budget = _limits(team)["daily_budget"]
-        self.console.print(f"  estimated spend: ${before.daily:.2f}/day now -> ${after.daily:.2f}/day after "
-                           f"(${after.hourly:.2f}/h; daily budget ${budget})")
+    def up(self, team: str, message: str, *, check: bool = True) -> bool:
+        result = self.ws.up(team, message=message, refresh=True, check=check)
+        return result.returncode == 0
 
     def fleet_table(self, team: str) -> None:
         outputs = self.ws.outputs(team)
         table = Table(title=f"{team}: deployed fleet", show_lines=False)
-        for column in ("instance", "GPU", "state", "Vast id", "$/h", "ssh"):
+        for column in ("instance", "GPU", "state", "Vast id", "$/h"):
             table.add_column(column)
         for name, inst in sorted(outputs.get("fleet", {}).items()):
-            ssh = f"{inst.get('ssh_host')}:{inst.get('ssh_port')}" if inst.get("ssh_host") else "-"
+            rate = inst.get("dph_total")
             table.add_row(name, f"{inst['num_gpus']}x {inst['quote']['gpu_name']}", inst.get("status") or "-",
-                          str(inst.get("instance_id")), f"{inst.get('dph_total') or 0:.3f}", ssh)
+                          str(inst.get("instance_id")), f"{rate:.3f}" if isinstance(rate, int | float) else "unknown")
         self.console.print(table)
-        cost = outputs.get("estimated_cost", {})
-        limits = _limits(team)
-        self.console.print(
-            f"  estimated spend: ${cost.get('hourly', 0):.2f}/h, ${cost.get('daily', 0):.2f}/day "
-            f"(budget ${limits['daily_budget']}/day), ${cost.get('monthly', 0):.2f}/month"
-        )
 
 
-def _limits(team: str) -> dict[str, Any]:
-    data = json.loads(team_policy_config(team).read_text())
-    return {"daily_budget": data["vast-daily-budget"]["daily_budget"]}
+def _daily_budget(team: str) -> Any:
+    return json.loads(team_policy_config(team).read_text())["vast-daily-budget"]["daily_budget"]
 
 
 def _vastguard(args: list[str]) -> int:
@@ -126,11 +147,30 @@ def _vastguard(args: list[str]) -> int:
     return main(args)
 
 
+@contextmanager
+def _team_keys(keys: dict[str, str]) -> Iterator[None]:
+    """The team keys where `vastguard reconcile` looks for them (`VASTGUARD_KEY_<TEAM>`), for this process only."""
+    saved = {env_name(team): os.environ.get(env_name(team)) for team in keys}
+    os.environ.update({env_name(team): key for team, key in keys.items()})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
     console = Console(highlight=False)
+    month_start = (datetime.strptime(args.month, "%Y-%m").replace(tzinfo=UTC) if args.month
+                   else last_month(datetime.now(UTC)))
     console.print(Panel.fit(
-        "vastguard demo: three ML teams rent GPUs on a local Vast.ai emulator, governed by a Pulumi policy pack.\n"
-        "Nothing here needs an account or the network; state lives in .demo/ and is removed at the end.",
+        f"vastguard demo: a month ({month_start:%B %Y}) of three ML teams renting GPUs on a local Vast.ai emulator,\n"
+        "governed by a Pulumi policy pack, then charged back and reconciled. The emulator's clock is virtual:\n"
+        "the month passes in a minute or two. No account or network needed; state lives in .demo/.",
         title="vastguard"))
     engine = ensure(log=lambda line: console.print(f"[dim]{line}[/dim]"))
     console.print(f"[dim]Pulumi engine v{engine.version} ({engine.source}): {engine.bin_dir}[/dim]")
@@ -138,88 +178,149 @@ def run(args: argparse.Namespace) -> int:
     if DEMO_DIR.exists():
         shutil.rmtree(DEMO_DIR)
     state_dir = DEMO_DIR / "state"
-    emulator = EmulatorServer(port=0, seed=2026, provision_delay=args.provision_delay,
+    out_dir = Path(args.out or f"demo-chargeback-{month_start:%Y-%m}").resolve()
+    # Instant boots: on a frozen clock nothing would ever finish booting otherwise.
+    emulator = EmulatorServer(port=0, seed=2026, provision_delay=0, freeze_clock=True,
                               state_file=DEMO_DIR / "emulator-state.json")
     with emulator:
-        accounts: dict[str, Account] = {}
-        keys: dict[str, str] = {}
+        Control(emulator.url).clock(set=(month_start + timedelta(hours=8)).timestamp(), freeze=True)
+        keys = {team: secrets.token_urlsafe(24) for team in TEAMS}
         for team in TEAMS:
-            keys[team] = secrets.token_urlsafe(24)
-            accounts[team] = emulator.create_account(api_key=keys[team], balance=500, username=team)
+            emulator.create_account(api_key=keys[team], balance=5000, username=team)
         ws = Workspace.create(engine, DEMO_DIR / "workspace", state_dir=state_dir)
-        journey = Journey(console, ws, emulator, accounts)
+        journey = Journey(console, ws, emulator, keys, month_start)
         try:
-            result = _journey(journey, keys, args, state_dir)
+            result = _month(journey, state_dir, out_dir)
         except subprocess.CalledProcessError as err:
             console.print(f"[red]a step failed:[/red] {err}")
             result = 1
         finally:
             if not args.keep:
                 _cleanup(journey)
-    # Only now: the emulator writes its state file one last time as it stops.
     if not args.keep:
         shutil.rmtree(DEMO_DIR, ignore_errors=True)
+    console.print(f"[dim]demo took {time.monotonic() - started:.0f} s[/dim]")
     return result
 
 
-def _journey(j: Journey, keys: dict[str, str], args: argparse.Namespace, state_dir: Path) -> int:
+def _month(j: Journey, state_dir: Path, out_dir: Path) -> int:
     c = j.console
     j.step("Set up one stack per team",
            f"Each team's stack (stacks/Pulumi.<team>.yaml) gets its own Vast.ai key as an encrypted Pulumi secret; "
            f"the emulator runs at {j.emulator.url}.")
     for team in TEAMS:
-        j.ws.init_team(team, api_key=keys[team], vast_url=j.emulator.url)
+        j.ws.init_team(team, api_key=j.keys[team], vast_url=j.emulator.url)
         c.print(f"  {team}: stack ready; key stored with `pulumi config set --secret vastai:apiKey` (encrypted)")
 
+    j.at(1, 9)
     j.step("Preview every team's fleet with the policy pack",
            "CI runs this on each pull request: live market quotes, estimated spend against the team's budget, "
            "and the policy verdict, before anything is rented.")
     passed = [team for team in TEAMS if j.preview(team)]
-
     j.step("Deploy the compliant fleets", "CI runs `pulumi up` with the same pack on merge.")
     for team in passed:
-        j.ws.up(team, message=f"demo: deploy {team} fleet")
+        j.up(team, f"deploy {team} fleet")
         j.fleet_table(team)
 
+    j.at(4, 10)
     j.step("A change the policy blocks",
            "data-science asks for an H100, which is not on its allow-list and far above its $0.30/h cap.")
     fleet = j.ws.fleet("data-science")
     before = j.live("data-science")
     j.ws.set_fleet("data-science", {**fleet, "training": BLOCKED_CHANGE})
     blocked = not j.preview("data-science")
-    refused = j.ws.up("data-science", check=False, message="demo: data-science asks for an H100").returncode != 0
+    refused = not j.up("data-science", "data-science asks for an H100", check=False)
     after = j.live("data-science")
     c.print(f"  preview denied: {blocked}; up refused: {refused}; data-science instances on Vast.ai: "
             f"{before} before, {after} after -> {'nothing was rented' if after == before else 'SOMETHING WAS RENTED'}")
     j.ws.set_fleet("data-science", fleet)
     ok = blocked and refused and after == before
 
-    j.step("Stop an instance in place", "ml-engineering parks its inference fleet: disk kept, storage billed only.")
+    j.at(9, 18)
+    j.step("Park the inference fleet", "ml-engineering stops its inference boxes: disks kept, storage billed only.")
     eng = j.ws.fleet("ml-engineering")
     j.ws.set_fleet("ml-engineering", {**eng, "inference": {**eng["inference"], "state": "stopped"}})
-    j.ws.up("ml-engineering", message="demo: park inference")
-    j.fleet_table("ml-engineering")
+    j.up("ml-engineering", "park inference")
 
+    j.at(13, 9)
+    j.step("Back to work, and a smaller fine-tuning group",
+           "ml-engineering starts inference again; ml-research drops one of its two fine-tuning boxes.")
+    j.ws.set_fleet("ml-engineering", eng)
+    j.up("ml-engineering", "inference back")
+    research = j.ws.fleet("ml-research")
+    j.ws.set_fleet("ml-research", {**research, "finetune": {**research["finetune"], "count": 1}})
+    j.up("ml-research", "one finetune box is enough")
+
+    j.at(17, 14)
+    j.step("A rental outside Pulumi",
+           "Someone uses data-science's key from a laptop: no preview, no policy, no stack. Stack history cannot "
+           "see it; the team's Vast.ai charges will.")
+    with j.vast("data-science") as vast:
+        offer = vast.search_offers(OfferQuery(gpu_names="RTX 4090", disk_gb=16, order=(("dph_total", "asc"),),
+                                              limit=1))[0]
+        j.shadow_id = vast.create_instance(offer.id, image="pytorch/pytorch:2.4.0-cuda12.1-cudnn9-runtime",
+                                           disk_gb=16, label=SHADOW_LABEL)
+    c.print(f"  instance {j.shadow_id} rented at ${offer.dph_total:.3f}/h, label {SHADOW_LABEL!r}")
+
+    j.at(24, 11)
+    j.step("Wind down research", "ml-research parks its pretraining box for the rest of the month.")
+    research = j.ws.fleet("ml-research")
+    j.ws.set_fleet("ml-research", {**research, "pretrain": {**research["pretrain"], "state": "stopped"}})
+    j.up("ml-research", "park pretrain")
+
+    end = _next_month(j)
     backend = f"file://{state_dir}"
-    j.step("The audit trail", "Every change went through a stack, so stack history is the audit log.")
-    _vastguard(["audit", "--backend", backend, "--no-progress", "--project-dir", str(j.ws.root)])
-    j.step("Spend so far", "Reconstructed from the checkpoints the history keeps (running: $/h; stopped: storage).")
-    _vastguard(["spend", "--backend", backend, "--no-progress", "--project-dir", str(j.ws.root)])
+    common = ["--backend", backend, "--no-progress", "--project-dir", str(j.ws.root), "--now", end.isoformat(),
+              "--vast-clock", "frozen"]
+    j.step("The audit trail", "Every change that went through a stack, from stack history: who, when, what.")
+    _vastguard(["audit", *common])
+    j.step(f"Chargeback for {j.month}",
+           "One invoice per team, reconstructed from the stacks' history at Vast's prices, and the month's daily "
+           "spend per team against its daily budget.")
+    _vastguard(["chargeback", *common, "--month", j.month, "--out", str(out_dir),
+                "--team-files", str(POLICY_PACK / "teams")])
+    for team in TEAMS:
+        c.print(Markdown((out_dir / f"{team}.md").read_text()))
+    chart = out_dir / "daily-spend.svg"
+    c.print(f"[bold]The chart of the month: {chart}[/bold] (open it in a browser)")
+    j.step("Reconciliation with Vast.ai's charges",
+           "What each team's key was billed, against what its stacks account for: the rental made outside Pulumi "
+           "shows up as shadow spend.")
+    with _team_keys(j.keys):
+        code = _vastguard(["reconcile", *common, "--month", j.month, "--vast-url", j.emulator.url])
+        report_path = DEMO_DIR / "reconcile.json"
+        _vastguard(["reconcile", *common, "--month", j.month, "--vast-url", j.emulator.url, "--format", "json",
+                    "--output", str(report_path)])
+    rows = json.loads(report_path.read_text())["rows"]
+    found = [r for r in rows if r["status"] == "shadow" and r["instance_id"] == j.shadow_id]
+    c.print(f"  shadow rental found: {'yes' if found else 'NO'} (instance {j.shadow_id}, data-science's key; "
+            f"reconcile exited {code}, as CI would fail)")
+    ok = ok and bool(found) and chart.exists()
 
     c.rule("[bold]Where to look next")
     c.print("  README.md: using it with real Vast.ai, onboarding (`vastguard team add`), budgets, exceptions, reports.")
     c.print("  policies/README.md: every rule and the team file format.  emulator/README.md: the local marketplace.")
-    c.print(f"  Re-run with --keep to explore the stacks: ./dev pulumi ... with PULUMI_BACKEND_URL={backend}")
+    c.print(f"  {out_dir}: the invoices (CSV, Markdown), the chart and chargeback.json; "
+            f"`vastguard chargeback --format focus` writes the month as FinOps FOCUS rows.")
     return 0 if ok else 1
 
 
+def _next_month(j: Journey) -> datetime:
+    """Just past the month's end, so its last day is billed whole."""
+    first = (j.t0 + timedelta(days=32)).replace(day=1)
+    moment = first + timedelta(minutes=5)
+    j.control.clock(set=moment.timestamp(), freeze=True)
+    return moment
+
+
 def _cleanup(j: Journey) -> None:
-    j.step("Clean up", "Destroy every stack: all instances are released on Vast.ai.")
+    j.step("Clean up", "Destroy every stack and release the rental made outside Pulumi: nothing stays rented.")
     for team in TEAMS:
         stacks = {s["name"] for s in j.ws.cli.json("stack", "ls")}
         if team in stacks:
             j.ws.destroy(team, check=False)
+    if j.shadow_id is not None:
+        with j.vast("data-science") as vast:
+            vast.destroy(j.shadow_id)
     remaining = sum(j.live(team) for team in TEAMS)
     j.console.print(f"  instances left on the emulator: {remaining}")
-
-

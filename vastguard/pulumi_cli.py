@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,12 +40,14 @@ class PulumiCLI:
         return cls(engine=engine, cwd=cwd, env=env)
 
     def run(self, *args: str, stack: str | None = None, check: bool = True, input_: str | None = None,
-            timeout: float = 900, extra_env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+            timeout: float = 900, extra_env: Mapping[str, str] | None = None,
+            drop_env: Collection[str] = ()) -> subprocess.CompletedProcess[str]:
         argv = [*args, "--non-interactive"]
         if stack is not None:
             argv += ["--stack", stack]
+        env = {k: v for k, v in {**self.env, **(extra_env or {})}.items() if k not in drop_env}
         result = subprocess.run(
-            [str(self.engine.pulumi), *argv], cwd=self.cwd, env={**self.env, **(extra_env or {})},
+            [str(self.engine.pulumi), *argv], cwd=self.cwd, env=env,
             input=input_, capture_output=True, text=True, timeout=timeout, check=False,
         )
         if check and result.returncode != 0:

@@ -80,8 +80,10 @@ class Workspace:
         return self.cli.run("preview", *self._policy_args(team, policy), stack=team, check=check)
 
     def up(self, team: str, *, policy: bool = True, check: bool = True, message: str | None = None,
-           timeout: float = 900) -> subprocess.CompletedProcess[str]:
+           timeout: float = 900, refresh: bool = False) -> subprocess.CompletedProcess[str]:
         extra = ["--message", message] if message else []
+        if refresh:
+            extra.append("--refresh")
         return self.cli.run("up", "--yes", "--skip-preview", *extra, *self._policy_args(team, policy),
                             stack=team, check=check, timeout=timeout)
 

@@ -65,6 +65,9 @@ def test_each_workflow_does_its_job_through_dev() -> None:
     assert "./dev vastguard ci up" in runs["deploy.yml"]
     assert "./dev pulumi refresh" in runs["nightly.yml"]
     assert "./dev vastguard reconcile" in runs["nightly.yml"]
+    nightly = runs["nightly.yml"]
+    assert nightly.index("./dev pulumi refresh") < nightly.index("./dev vastguard ci audit") < nightly.index(
+        "./dev vastguard reconcile")  # the audit judges the refreshed state
     for text in runs.values():
         assert "./dev vastguard ci set-key" in text
     on = {name: yaml.safe_load((WORKFLOWS / name).read_text())[True] for name in runs}  # YAML 1.1: on -> True

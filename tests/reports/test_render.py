@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
@@ -13,7 +13,7 @@ import pytest
 from reports.audit import audit_report
 from reports.costing import chargeback_report, spend_report
 from reports.fold import fold_stack
-from reports.models import SCHEMA_VERSION, ChargebackReport, DailySpend, Invoice, StackFold
+from reports.models import SCHEMA_VERSION, Actor, AuditEvent, ChargebackReport, DailySpend, Invoice, StackFold
 from reports.reconcile import reconcile
 from reports.render import svg
 from reports.render.delimited import audit_csv, invoice_csv, reconcile_csv, spend_csv
@@ -57,6 +57,21 @@ def test_audit_filters_by_team_kind_and_time(folds: list[StackFold]) -> None:
     window = audit_report(folds, generated_at=NOW, since=utc(2026, 11, 10), until=utc(2026, 11, 11),
                           teams=["ml-engineering"])
     assert [e.message for e in window.events] == ["run eval", "park eval"]
+
+
+def test_audit_merges_other_event_sources_in_time_order(folds: list[StackFold]) -> None:
+    """The seam for Vast's own audit log (issue 12): any AuditEventSource's events join the trail."""
+    outside = AuditEvent(project="", stack="(outside Pulumi)", team="ml-research", sequence=1, kind="vast:create",
+                         started=utc(2026, 11, 3), ended=None, result="succeeded", message="instance rented by key",
+                         actor=Actor(author="laptop key"))
+
+    class VastLog:
+        def audit_events(self, *, since: datetime | None, until: datetime | None) -> list[AuditEvent]:
+            return [outside]
+
+    report = audit_report(folds, generated_at=NOW, teams=["ml-research"], sources=[VastLog()])
+    assert [e.kind for e in report.events][:3] == ["update", "vast:create", "update"]
+    assert audit_report(folds, generated_at=NOW, sources=[VastLog()], kinds=["destroy"]).events[0].kind == "destroy"
 
 
 def test_spend_renderers(folds: list[StackFold], golden: Golden) -> None:
