@@ -603,7 +603,7 @@ def _install_hooks() -> None:
         record_api_key(body.api_key)
         return create_account(self, body)
 
-    MarketBackend.create_account = recording_create_account  # type: ignore[method-assign]
+    MarketBackend.create_account = recording_create_account  # type: ignore[method-assign,assignment]
 
     init_team = Workspace.init_team
 
