@@ -2,7 +2,7 @@
 charges' query parameters, and the fields each of them can filter and order on, in the filter language of
 `emulator.filters`. Page tokens are `emulator.tokens`.
 
-Which fields an endpoint knows is its vocabulary: `gpu_name` compares after `vastclient.gpus.normalize`,
+Which fields an endpoint knows is its vocabulary: `gpu_name` compares after `fleet.gpus.normalize`,
 so `RTX_4090`, `rtx 4090` and `RTX 4090` are one name. Unknown fields are a decision per endpoint: Vast
 silently drops search filters it does not know (vastai-api.md, "Known quirks"), so search returns them
 separately and the backend drops them unless strict search is configured; instance lists refuse them.
@@ -37,7 +37,7 @@ from emulator.filters import (
     with_tiebreak,
 )
 from emulator.tokens import decode_token
-from vastclient.gpus import normalize as _normalize
+from fleet.gpus import normalize as _normalize
 
 __all__ = [
     "CHARGE_ORDER",
@@ -59,7 +59,7 @@ __all__ = [
 
 @functools.lru_cache(maxsize=4096)
 def normalize(name: str) -> str:
-    """`vastclient.gpus.normalize`, memoised: every search normalises every offer's GPU name."""
+    """`fleet.gpus.normalize`, memoised: every search normalises every offer's GPU name."""
     return _normalize(name)
 
 

@@ -24,6 +24,7 @@ from typing import Protocol, TypeVar
 from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, StackValidationArgs
 
 from fleet.costs import money
+from fleet.gpus import allowed, normalize
 from policies.config import (
     Config,
     ConfigProblem,
@@ -56,7 +57,6 @@ from policies.instances import (
 )
 from policies.names import RuleName
 from policies.report import dollars, listing, render
-from vastclient.gpus import allowed, normalize
 
 __all__ = ["RULES", "Rule"]
 

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from fleet import gpus
 from fleet.instance import InstanceSpec, Quote
 from providers.market import Session, search_matching
-from vastclient import Instance, Offer, OfferQuery, OfferUnavailableError, VastClient, VastError, gpus
+from vastclient import Instance, Offer, OfferQuery, OfferUnavailableError, VastClient, VastError
 
 MAX_RENT_ATTEMPTS = 5
 _TAG_OPEN, _TAG_CLOSE = "[", "]"

@@ -43,13 +43,14 @@ from pulumi.dynamic import (
 )
 from pydantic import ValidationError
 
+from fleet import gpus
 from fleet.instance import InstanceInputs, InstanceSpec, Quote
 from providers import market, provisioning
 from providers.explain import explain, stack_of
 from providers.host import engine_address, exit_with_engine, widen_worker_pool
 from providers.settings import ProviderSettings, settings_from
 from vastclient import Instance as VastInstance
-from vastclient import NotFoundError, VastClient, VastError, gpus
+from vastclient import NotFoundError, VastClient, VastError
 
 log = logging.getLogger("vastguard.provider")
 

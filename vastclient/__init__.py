@@ -8,8 +8,7 @@ The one package that speaks HTTP to Vast (and the only one importing httpx). Eve
         instance_id = vast.create_instance(offers[0].id, image="pytorch/pytorch", disk_gb=20, label="team-a-1")
 """
 
-from typing import TYPE_CHECKING, Any
-
+from vastclient.client import DEFAULT_BASE_URL, ChargeType, VastClient
 from vastclient.errors import (
     ApiError,
     AuthError,
@@ -24,7 +23,6 @@ from vastclient.errors import (
     UnexpectedResponseError,
     VastError,
 )
-from vastclient.gpus import UnknownGpuError
 from vastclient.models import (
     FAILED_STATUSES,
     PENDING_STATUSES,
@@ -37,19 +35,6 @@ from vastclient.models import (
     User,
 )
 from vastclient.query import OfferQuery, OfferType
-
-if TYPE_CHECKING:
-    from vastclient.client import DEFAULT_BASE_URL, ChargeType, VastClient
-
-
-def __getattr__(name: str) -> Any:
-    # The client (and httpx, ~0.2 s to import) loads on first use: the policy pack imports only the GPU
-    # names and models, and its start-up delays every `pulumi preview --policy-pack`.
-    if name in ("DEFAULT_BASE_URL", "ChargeType", "VastClient"):
-        from vastclient import client
-
-        return getattr(client, name)
-    raise AttributeError(f"module 'vastclient' has no attribute {name!r}")
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -75,7 +60,6 @@ __all__ = [
     "RateLimitedError",
     "TransportError",
     "UnexpectedResponseError",
-    "UnknownGpuError",
     "User",
     "VastClient",
     "VastError",

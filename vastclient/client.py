@@ -140,7 +140,7 @@ class VastClient:
     # -- marketplace -----------------------------------------------------------------------------------
 
     def gpu_names(self) -> list[str]:
-        """The GPU names the marketplace knows, in its spelling (for `vastclient.gpus.resolve`)."""
+        """The GPU names the marketplace knows, in its spelling (for `fleet.gpus.resolve`)."""
         data = self._t.call("GET", "/api/v0/gpu_names/unique/", deadline=self._deadline())
         names = _field(data, "gpu_names", "GET /api/v0/gpu_names/unique/")
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):

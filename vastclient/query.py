@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from vastclient.gpus import normalize
+from fleet.gpus import normalize
 from vastclient.models import Offer
 
 __all__ = ["DEFAULT_STORAGE_GB", "OfferQuery", "OfferType", "wire_gpu_name"]

@@ -27,10 +27,10 @@ from typing import Any
 import yaml
 
 from fleet.declaration import TEAM_NAME, FleetError, parse_fleet
+from fleet.gpus import allowed
 from policies.images import image_allowed
 from policies.names import RuleName
 from policies.teamfile import TEMPLATE, TeamFile, TeamFileError, check_files, parse_team_file
-from vastclient.gpus import allowed
 
 __all__ = ["AddedTeam", "TeamError", "TeamExistsError", "add_team", "register", "team_file_for"]
 

@@ -19,6 +19,7 @@ import pytest
 
 from emulator import EmulatorServer
 from emulator.testing import Control, EmulatorAccount
+from fleet import gpus
 from vastclient import (
     ApiError,
     AuthError,
@@ -33,7 +34,6 @@ from vastclient import (
     UnexpectedResponseError,
     VastClient,
     VastError,
-    gpus,
 )
 
 IMAGE = "pytorch/pytorch:2.4.0-cuda12.4-cudnn9-runtime"

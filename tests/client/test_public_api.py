@@ -14,7 +14,7 @@ EXPECTED = {
     "ApiError", "AuthError", "Charge", "ChargeItem", "ChargeMetadata", "ChargeType",
     "CreateOutcomeUnknownError", "Instance", "InstancePhase", "InvalidRequestError", "MissingApiKeyError",
     "NotFoundError", "Offer", "OfferQuery", "OfferType", "OfferUnavailableError", "QuotaExceededError",
-    "RateLimitedError", "TransportError", "UnexpectedResponseError", "UnknownGpuError", "User",
+    "RateLimitedError", "TransportError", "UnexpectedResponseError", "User",
     "VastClient", "VastError",
 }  # fmt: skip
 

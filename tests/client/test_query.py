@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from fleet import gpus
 from tests.client.conftest import Script, json_reply
 from tests.client.official import run_official
-from vastclient import Offer, OfferQuery, VastClient, gpus
+from vastclient import Offer, OfferQuery, VastClient
 from vastclient.query import wire_gpu_name
 
 CASES = [

@@ -14,10 +14,10 @@ import pytest
 import yaml
 
 from fleet.declaration import parse_fleet
+from fleet.gpus import normalize
 from policies.names import RuleName
 from policies.rules import RULES
 from tests.policies.fakes import block, collect, quote, resource_args, stack_args
-from vastclient.gpus import normalize
 
 STACKS = Path(__file__).resolve().parents[2] / "stacks"
 TEAMS = ["ml-research", "ml-engineering", "data-science"]

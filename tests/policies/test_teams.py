@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from fleet.declaration import parse_fleet
+from fleet.gpus import normalize
 from policies.rules import RULES
 from policies.teamfile import load_team_file
 from tests.policies.fakes import block, collect, quote, resource_args, stack_args
-from vastclient.gpus import normalize
 from vastguard.teams import TeamError, TeamExistsError, add_team, register
 
 

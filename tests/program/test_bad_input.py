@@ -31,11 +31,12 @@ from hypothesis import strategies as st
 from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks
 
 from emulator import EmulatorServer
+from fleet import gpus
 from fleet.declaration import MAX_COUNT, Group
 from fleet.instance import INSTANCE_TYPE, InstanceSpec
 from providers.settings import ProviderSettings
 from providers.vast_instance import VastInstanceProvider
-from vastclient import VastClient, gpus
+from vastclient import VastClient
 
 STACK = TEAM = "data-science"
 VALID: dict[str, Any] = {"gpu": "RTX_3090", "count": 1, "image": "jupyter/pytorch-notebook:latest",

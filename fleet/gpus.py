@@ -1,4 +1,7 @@
-"""GPU names: one normalisation for the whole project.
+"""GPU names: one normalisation for the whole project (the client, the emulator, the provider and the pack).
+
+Domain knowledge, not transport: it lives in `fleet/` so that the emulator (which must not import the client it
+is meant to check) and the policy pack (whose start-up must not pay for an HTTP client) share it.
 
 Vast.ai names GPUs with spaces on the wire (`RTX 4090`, `H100 SXM`, `A100 PCIE`); people and the official CLI
 write underscores (`RTX_4090`). Allow-lists name families (`A100` means any A100). So: accept both spellings,
