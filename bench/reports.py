@@ -37,7 +37,7 @@ from rich.table import Table
 from reports.costing import spend_report
 from reports.fold import fold_stack
 from reports.sources import DiyHistory, LocalBucket, StackRef
-from reports.synthetic import Rented, StackWriter, ci_environment
+from tests.reports.synthetic import Rented, StackWriter, ci_environment
 
 GPUS = (("RTX 4090", 0.42), ("A100 SXM4", 1.19), ("H100 SXM", 2.95), ("RTX 3090", 0.21))
 START = datetime(2026, 1, 1, tzinfo=UTC)

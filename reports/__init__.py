@@ -12,6 +12,8 @@ Layout (compute, then render):
 - `charges`: what Vast charged, through the vastclient package;
 - `focus`: the month as FinOps FOCUS cost-and-usage rows; `budgets`: the teams' daily budgets, for the chart;
 - `render`: table, CSV, Markdown, JSON, FOCUS CSV and SVG chart renderers of those models;
-- `cli`: the `vastguard audit | spend | chargeback | reconcile` commands;
-- `synthetic`: history shaped like the engine's, written at chosen times (tests, benchmark, demos).
+- `cli`: the `vastguard audit | spend | chargeback | reconcile` commands (the Pulumi CLI, when a backend
+  needs it, is passed in by `vastguard`: reports/ imports neither `vastguard/` nor `engine/`).
+
+History written at chosen times, shaped like the engine's, is test code: `tests/reports/synthetic.py`.
 """

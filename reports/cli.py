@@ -73,31 +73,28 @@ def parse_month(text: str) -> str:
     return text
 
 
-def default_backend() -> str:
+PulumiRunner = Callable[[Path, str], Runner]
+"""(project directory, backend URL) -> a runner of the pinned Pulumi CLI: for what only the CLI can do (Pulumi
+Cloud history, decrypting a stack secret). The layer that owns the engine passes it to `register` (vastguard/cli.py);
+reports/ never builds or starts Pulumi itself."""
+
+
+def default_backend(local_state: Path | None) -> str:
     """Pulumi's own choice first; else the project's local state directory (as engine.project_env sets it)."""
     url = os.environ.get("PULUMI_BACKEND_URL")
     if url:
         return url
-    from engine.env import repo_root
-
-    return f"file://{repo_root() / '.pulumi-state'}"
+    return f"file://{(local_state or Path.cwd() / '.pulumi-state').resolve()}"
 
 
 # --- plumbing shared by the commands -----------------------------------------------------------------------
 
 
-def _pulumi_runner(project_dir: Path, backend: str) -> Runner:
-    """The pinned Pulumi CLI, for what only it can do (Pulumi Cloud history, decrypting a stack secret)."""
-    from engine import ensure
-    from vastguard.pulumi_cli import PulumiCLI
-
-    cli = PulumiCLI.for_project(ensure(log=lambda line: print(line, file=sys.stderr)), project_dir,
-                                extra_env={"PULUMI_BACKEND_URL": backend})
-
-    def run(*args: str, stack: str | None = None) -> str:
-        return cli.run(*args, stack=stack).stdout
-
-    return run
+def _pulumi_runner(args: argparse.Namespace, backend: str) -> Runner:
+    factory: PulumiRunner | None = args.pulumi_runner
+    if factory is None:
+        raise UsageError("this needs the Pulumi CLI: run the command as `vastguard ...` (./dev vastguard ...)")
+    return factory(Path(args.project_dir), backend)
 
 
 @contextmanager
@@ -133,10 +130,10 @@ def load_folds(source: HistorySource, refs: Sequence[StackRef], *, progress: boo
 
 
 def _source(args: argparse.Namespace) -> tuple[HistorySource, list[StackRef]]:
-    backend = args.backend or default_backend()
+    backend = args.backend or default_backend(args.local_state)
     runner = None
     if backend.startswith(("https://", "http://")):
-        runner = _pulumi_runner(Path(args.project_dir), backend)
+        runner = _pulumi_runner(args, backend)
     source = open_source(backend, cli_runner=runner)
     return source, ensure_stacks(source, projects=args.project or (), stacks=args.stack or ())
 
@@ -290,7 +287,7 @@ def run_reconcile(args: argparse.Namespace, out: TextIO | None = None,
             stacks_of.setdefault(f.team, []).append(f.stack)
     from_stack = None
     if args.keys_from_pulumi:
-        runner = _pulumi_runner(Path(args.project_dir), args.backend or default_backend())
+        runner = _pulumi_runner(args, args.backend or default_backend(args.local_state))
 
         def from_stack(stack: str) -> str | None:
             try:
@@ -327,7 +324,8 @@ def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse
     return run
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, pulumi: PulumiRunner | None, local_state: Path | None) -> None:
+    parser.set_defaults(pulumi_runner=pulumi, local_state=local_state)
     parser.add_argument("--backend", metavar="URL",
                         help="state backend: file://DIR, s3://bucket/prefix?region=..&endpoint=.. or a Pulumi "
                              "Cloud URL (default: $PULUMI_BACKEND_URL, else the project's .pulumi-state)")
@@ -355,11 +353,13 @@ def _range(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--until", metavar="TIME", help="end, inclusive for a day or month: YYYY-MM[-DD] or ISO")
 
 
-def register(subparsers: Any) -> None:
-    """Add `audit`, `spend`, `chargeback` and `reconcile` to the `vastguard` command line."""
+def register(subparsers: Any, *, pulumi: PulumiRunner | None = None, local_state: Path | None = None) -> None:
+    """Add `audit`, `spend`, `chargeback` and `reconcile` to the `vastguard` command line. `pulumi` runs the
+    pinned Pulumi CLI (without it, Pulumi Cloud and --keys-from-pulumi say so); `local_state` is the project's
+    `.pulumi-state`, the default backend when PULUMI_BACKEND_URL is not set (default: ./.pulumi-state)."""
     audit = subparsers.add_parser("audit", help="who changed which instances, when, from which commit",
                                   description="Every update, refresh and destroy of each stack, from its history.")
-    _common(audit)
+    _common(audit, pulumi, local_state)
     _range(audit)
     audit.add_argument("--kind", action="append", metavar="KIND",
                        help="only this kind: update, refresh, destroy, import (repeatable)")
@@ -368,7 +368,7 @@ def register(subparsers: Any) -> None:
 
     spend = subparsers.add_parser("spend", help="instance-hours and cost per team, per day or month",
                                   description="Spend reconstructed from the checkpoints the stacks' history keeps.")
-    _common(spend)
+    _common(spend, pulumi, local_state)
     _range(spend)
     spend.add_argument("--month", metavar="YYYY-MM", help="shorthand for --since/--until of one month")
     spend.add_argument("--by", choices=["day", "month"], default="day")
@@ -378,7 +378,7 @@ def register(subparsers: Any) -> None:
 
     chargeback = subparsers.add_parser(
         "chargeback", help="monthly invoice per team (CSV, Markdown, SVG chart) or FOCUS cost-and-usage rows")
-    _common(chargeback)
+    _common(chargeback, pulumi, local_state)
     chargeback.add_argument("--month", required=True, metavar="YYYY-MM")
     chargeback.add_argument("--out", metavar="DIR", help="output directory (default: ./chargeback-YYYY-MM)")
     chargeback.add_argument("--format", choices=["invoices", "focus"], default="invoices",
@@ -392,7 +392,7 @@ def register(subparsers: Any) -> None:
     rec = subparsers.add_parser("reconcile", help="reconstructed spend vs Vast.ai charges; finds shadow spend",
                                 description="Compares each team's reconstructed spend with what Vast.ai charged "
                                             "its key; exits 3 when differences exceed the threshold.")
-    _common(rec)
+    _common(rec, pulumi, local_state)
     _range(rec)
     rec.add_argument("--month", metavar="YYYY-MM")
     rec.add_argument("--threshold", default="0.01", metavar="DOLLARS",
@@ -406,10 +406,10 @@ def register(subparsers: Any) -> None:
     rec.set_defaults(func=_guarded(run_reconcile))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Standalone entry (`python -m reports.cli`) until the lead wires `register` into vastguard/cli.py."""
+def main(argv: Sequence[str] | None = None, *, pulumi: PulumiRunner | None = None) -> int:
+    """The report commands alone (`python -m reports.cli`, tests); `vastguard` registers them with its runner."""
     parser = argparse.ArgumentParser(prog="vastguard", description=__doc__)
-    register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"), pulumi=pulumi)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

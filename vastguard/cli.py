@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from engine import EngineError, ensure, project_env, repo_root
 from engine.build import reported_version
+from vastguard.pulumi_cli import PulumiCLI
 
 
 def _engine_command(args: argparse.Namespace) -> int:
@@ -44,6 +45,17 @@ def _pulumi_command(args: argparse.Namespace) -> int:
     return 0  # unreachable: execve replaces this process
 
 
+def _pulumi_runner(project_dir: Path, backend: str) -> Callable[..., str]:
+    """The pinned Pulumi CLI for the report commands (Pulumi Cloud history, decrypting a stack's key)."""
+    cli = PulumiCLI.for_project(ensure(log=lambda line: print(line, file=sys.stderr)), project_dir,
+                                extra_env={"PULUMI_BACKEND_URL": backend})
+
+    def run(*args: str, stack: str | None = None) -> str:
+        return cli.run(*args, stack=stack).stdout
+
+    return run
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vastguard", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -63,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(sub)
     teams.register(sub)
     ci.register(sub)
-    reports_cli.register(sub)
+    reports_cli.register(sub, pulumi=_pulumi_runner, local_state=repo_root() / ".pulumi-state")
     return parser
 
 

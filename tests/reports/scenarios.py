@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from reports.synthetic import Rented, StackWriter, ci_environment
 from tests.reports.conftest import utc
+from tests.reports.synthetic import Rented, StackWriter, ci_environment
 
 NOW = utc(2026, 12, 3, 12)
 MONTH = "2026-11"

@@ -23,7 +23,7 @@ from emulator.testing import EmulatorAccount, make_account
 from fleet.costs import cents
 from reports.charges import env_name
 from reports.cli import EXIT_DIFFERENCES, main
-from reports.synthetic import Rented, StackWriter
+from tests.reports.synthetic import Rented, StackWriter
 from vastclient import OfferQuery, VastClient
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)

@@ -10,8 +10,8 @@ from pathlib import Path
 from reports.fold import fold_stack
 from reports.pulumi_state import decode_bytes, parse_checkpoint, parse_update
 from reports.sources import CliHistory, StackRef, open_source
-from reports.synthetic import Rented, StackWriter
 from tests.reports.conftest import FIXTURES, utc
+from tests.reports.synthetic import Rented, StackWriter
 
 ENGINE_DIY = FIXTURES / "engine-diy"
 

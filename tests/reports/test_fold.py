@@ -19,8 +19,8 @@ from reports.pulumi_state import (
     parse_instance,
 )
 from reports.sources import StackRef, open_source
-from reports.synthetic import Rented, StackWriter
 from tests.reports.conftest import utc
+from tests.reports.synthetic import Rented, StackWriter
 
 
 def fold(root: Path, stack: str, *, vast_clock: VastClock = "running") -> StackFold:

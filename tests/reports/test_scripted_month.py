@@ -19,9 +19,9 @@ from reports.fold import VastClock, fold_stack
 from reports.models import InstanceTimeline
 from reports.reconcile import reconcile
 from reports.sources import open_source
-from reports.synthetic import Rented, StackWriter, billed
 from tests.reports.conftest import utc
 from tests.reports.scenarios import MONTH, NOW, november
+from tests.reports.synthetic import Rented, StackWriter, billed
 from vastclient.models import Charge
 
 START, END = month_range(MONTH)

@@ -11,8 +11,8 @@ import pytest
 from reports.fold import fold_stack
 from reports.pulumi_state import StateFormatError
 from reports.sources import SourceError, StackRef, ensure_stacks, open_source
-from reports.synthetic import Rented, StackWriter
 from tests.reports.conftest import utc
+from tests.reports.synthetic import Rented, StackWriter
 
 
 def small_backend(root: Path, *, compress: bool = False) -> StackWriter:

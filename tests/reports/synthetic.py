@@ -1,4 +1,4 @@
-"""Write DIY-backend history shaped exactly like Pulumi 3.259's, for tests, the benchmark and demos.
+"""Write DIY-backend history shaped exactly like Pulumi 3.259's, for the reports' tests and bench/reports.py.
 
 The shapes were copied from files the pinned engine wrote for a stack of `vastai:Instance` resources
 (compact JSON, key order as Pulumi writes it, stack traces, provider references, secret `__provider`).
