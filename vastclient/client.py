@@ -17,7 +17,8 @@ from typing import Any, Literal, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from vastclient._http import Deadline, Failure, RetryPolicy, Transport
+from vastclient._retry import Deadline, Failure, RetryPolicy
+from vastclient._transport import Transport
 from vastclient.errors import (
     CreateOutcomeUnknownError,
     InvalidRequestError,
@@ -59,7 +60,7 @@ class VastClient:
     `clock` (monotonic), `sleep`, `rng` (uniform in [0, 1)) and `wall_clock` (epoch seconds, for
     `X-RateLimit-Reset`) are injectable so that tests run retries without waiting. `pace=True` spaces requests
     by Vast's published per-endpoint rate limits from the start; otherwise a class is paced once a 429 names its
-    threshold (see `vastclient._http.Pacer`).
+    threshold (see `vastclient._pacing.Pacer`).
     """
 
     def __init__(

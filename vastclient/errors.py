@@ -17,7 +17,7 @@
 Why a tree of our own: the rest of vastguard (provider, policies, reports) never imports httpx, so it
 must be able to tell "offer gone, pick another" from "key revoked" from "try again later" without
 knowing the transport. The translation from httpx and from HTTP statuses happens in exactly one place
-(`vastclient._http.Transport.send`); nothing else in the package catches httpx exceptions.
+(`vastclient._transport.Transport.send`); nothing else in the package catches httpx exceptions.
 
 Why `raise ... from None` there: an httpx exception holds the request, and the request holds the
 `Authorization` header. Chaining it would put the API key one `__cause__` / `__context__` away from any

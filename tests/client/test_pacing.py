@@ -13,7 +13,9 @@ from emulator import EmulatorServer
 from emulator.bodies import ConfigBody
 from emulator.testing import EmulatorAccount
 from vastclient import VastClient
-from vastclient._http import PUBLISHED_LIMITS, Deadline, Pacer, limit_class, shared_ssl_context
+from vastclient._pacing import PUBLISHED_LIMITS, Pacer, limit_class
+from vastclient._retry import Deadline
+from vastclient._transport import shared_ssl_context
 
 
 @pytest.mark.parametrize(("method", "path", "cls"), [

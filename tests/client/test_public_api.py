@@ -58,7 +58,7 @@ def _imports_httpx(path: Path) -> bool:
 def test_within_the_package_only_the_transport_imports_httpx() -> None:
     package = ROOT / "vastclient"
     users = sorted(p.name for p in package.glob("*.py") if _imports_httpx(p))
-    assert users == ["_http.py", "client.py"]  # client.py only for the `transport=` option's type
+    assert users == ["_transport.py", "client.py"]  # client.py only for the `transport=` option's type
 
 
 def test_the_server_clock_is_public_and_typed() -> None:

@@ -1,4 +1,4 @@
-"""The only module that touches httpx: one HTTP exchange, its translation to `vastclient.errors`, and retries.
+"""The only module that touches httpx (with client.py's `transport=` type): one HTTP exchange and its translation.
 
 `Transport.send` is the translation boundary: every httpx exception and every non-2xx status becomes a
 `Failure` holding one of our errors, built from plain strings (never chained to the httpx exception,
@@ -9,6 +9,9 @@ the request (what decides whether a rent may have happened), and did the server 
 The wire format mirrors the official client (`vastai` 1.9.1, `api/client.py`): query values that are not
 strings are JSON-encoded and then `quote_plus`-encoded; bodies are `json.dumps` with its default
 separators; the key goes only in `Authorization: Bearer`, never in a URL.
+
+`Transport` composes the two other concerns of a request: when it may leave (`vastclient._pacing`) and whether
+and when a failed one is tried again (`vastclient._retry`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import re
 import ssl
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 from urllib.parse import quote_plus
@@ -29,6 +31,8 @@ from urllib.parse import quote_plus
 import httpx
 from pydantic import SecretStr
 
+from vastclient._pacing import PUBLISHED_LIMITS, Pacer, limit_class
+from vastclient._retry import RETRYABLE_STATUSES, Deadline, Failure, RetryPolicy
 from vastclient.errors import (
     ApiError,
     AuthError,
@@ -42,9 +46,6 @@ from vastclient.errors import (
 )
 
 log = logging.getLogger("vastclient")
-
-RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
-"""As the official client: rate limits and gateway errors that usually clear. Never 500 or other 4xx."""
 
 _TEXT_LIMIT = 300
 
@@ -62,152 +63,8 @@ def shared_ssl_context() -> ssl.SSLContext:
         return _SSL_CONTEXT
 
 
-_THRESHOLD = re.compile(r"threshold\s*=\s*([0-9]+(?:\.[0-9]+)?)")
-_INSTANCE_ID_PATH = re.compile(r"^/api/v0/instances/\d+/?$")
-
-
-def limit_class(method: str, path: str) -> str:
-    """Which of Vast's per-endpoint rate limits a request counts against (create, destroy, show, manage, list,
-    charges, search, or the path itself for endpoints with no published limit)."""
-    if path.startswith("/api/v0/asks/"):
-        return "create"
-    if _INSTANCE_ID_PATH.match(path):
-        return {"GET": "show", "PUT": "manage", "DELETE": "destroy"}.get(method, path)
-    if path.startswith("/api/v1/instances") or path.startswith("/api/v0/instances"):
-        return "destroy" if method == "DELETE" else "list"
-    if path.startswith("/api/v0/charges"):
-        return "charges"
-    if path.startswith("/api/v0/bundles"):
-        return "search"
-    return path
-
-
-_PACING_MARGIN = 1.08
-"""Pace a little under a threshold: requests sent 1/rate apart can arrive closer together than that."""
-_PUBLISHED_MARGIN = 1.03
-
-PUBLISHED_LIMITS: dict[str, tuple[float, int]] = {
-    "create": (4.5, 3), "destroy": (3.0, 2), "show": (2.0, 1), "manage": (1.0, 1), "list": (1.0, 1),
-    "charges": (1.0, 1), "search": (10 / 60, 8),
-}
-"""Vast's published per-key thresholds (requests per second) and, a little under what they allow, the bursts
-(search: about ten a minute). A client created with `pace=True` starts from these instead of learning them from
-a first 429; the bursts keep a token in hand against requests that arrive closer together than they left."""
-
-
-@dataclass
-class _Bucket:
-    rate: float
-    burst: float
-    tokens: float
-    at: float
-
-    def refill(self, now: float) -> None:
-        self.tokens = min(self.burst, self.tokens + max(0.0, now - self.at) * self.rate)
-        self.at = max(self.at, now)
-
-
-class Pacer:
-    """Token buckets per rate-limit class, so requests leave no faster than Vast accepts them.
-
-    Vast's 429 names the limit it enforces (`API requests too frequent endpoint threshold=4.5`, per key and
-    endpoint); after one, requests of that class are paced at that threshold. A client that knows it will
-    make many requests (the provider) starts from Vast's published limits (`PUBLISHED_LIMITS`) and so is
-    not rejected at all while they hold; other clients pace nothing until told, since most never meet a limit.
-    Requests reserve their slot under a lock and sleep outside it: concurrent callers queue in order."""
-
-    def __init__(self, clock: Callable[[], float], sleep: Callable[[float], None],
-                 limits: Mapping[str, tuple[float, int]] | None = None) -> None:
-        self._clock = clock
-        self._sleep = sleep
-        self._lock = threading.Lock()
-        now = clock()
-        # Published limits come with a burst kept under Vast's, a token in hand against jitter: a smaller
-        # margin on their rate suffices.
-        self._buckets = {cls: _Bucket(rate / _PUBLISHED_MARGIN, burst, burst, now)
-                         for cls, (rate, burst) in (limits or {}).items()}
-
-    def learn(self, cls: str, message: str) -> None:
-        found = _THRESHOLD.search(message)
-        if found is None:
-            return
-        rate = float(found.group(1)) / _PACING_MARGIN
-        if rate > 0:
-            with self._lock:
-                now = self._clock()
-                bucket = self._buckets.get(cls)
-                if bucket is None:
-                    # Vast's bucket for this class is empty right now: the next request waits one interval.
-                    self._buckets[cls] = _Bucket(rate, 1.0, 0.0, now)
-                    return
-                # Already pacing (a jittery arrival got through too early): slow down if Vast's rate is lower,
-                # and count the bucket as empty, but keep the slots other callers already hold. Starting a new
-                # bucket would hand out those slots again and turn one rejection into a cascade.
-                bucket.refill(now)
-                bucket.tokens = min(bucket.tokens, 0.0)
-                bucket.rate = min(bucket.rate, rate)
-                bucket.burst = min(bucket.burst, 1.0)
-
-    def interval(self, cls: str) -> float | None:
-        bucket = self._buckets.get(cls)
-        return None if bucket is None else 1.0 / bucket.rate
-
-    def acquire(self, cls: str, deadline: Deadline) -> None:
-        with self._lock:
-            bucket = self._buckets.get(cls)
-            if bucket is None:
-                return
-            bucket.refill(self._clock())
-            bucket.tokens -= 1.0
-            wait = 0.0 if bucket.tokens >= 0 else -bucket.tokens / bucket.rate
-        wait = min(wait, max(0.0, deadline.remaining()))
-        if wait > 0:
-            self._sleep(wait)
-
-
 CLOCK_HEADER = "X-Emulator-Time"
 """Epoch seconds, full precision: the local emulator's virtual clock. Real Vast sends only `Date`."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class RetryPolicy:
-    """Exponential backoff with jitter: attempt n waits between half and all of
-    `min(max_backoff, initial_backoff * 2**(n-1))`, or longer if the server said so."""
-
-    max_attempts: int = 5
-    initial_backoff: float = 0.5
-    max_backoff: float = 20.0
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1 or self.initial_backoff < 0 or self.max_backoff < self.initial_backoff:
-            raise ValueError(f"unusable retry policy {self!r}")
-
-
-class Deadline:
-    """One operation's time budget on the injected monotonic clock, shared by all its requests."""
-
-    def __init__(self, clock: Callable[[], float], seconds: float) -> None:
-        self._clock = clock
-        self.seconds = seconds
-        self.started = clock()
-        self.expires = self.started + seconds
-
-    def remaining(self) -> float:
-        return self.expires - self._clock()
-
-    def elapsed(self) -> float:
-        return self._clock() - self.started
-
-
-@dataclass(frozen=True, kw_only=True)
-class Failure:
-    """One failed exchange, already translated. `acted` is True when the server may have carried the
-    request out (the response was lost, or a gateway answered 5xx after forwarding it)."""
-
-    error: VastError
-    retryable: bool
-    acted: bool
-    wait_hint: float | None = None
 
 
 def redact(text: str, secret: str) -> str:
@@ -467,24 +324,7 @@ class Transport:
     # -- retries ---------------------------------------------------------------------------------------
 
     def delay_before_retry(self, failure: Failure, attempt: int, deadline: Deadline) -> float | None:
-        """Seconds to wait before attempt `attempt + 1`, or None to give up (not retryable, attempts
-        used up, or the wait would end past the deadline). Records why on the error."""
-        if not failure.retryable:
-            return None
-        if attempt >= self.retry.max_attempts:
-            failure.error.add_note(f"gave up after {attempt} attempts")
-            return None
-        backoff = min(self.retry.max_backoff, self.retry.initial_backoff * 2.0 ** (attempt - 1))
-        delay = backoff / 2 + self._rng() * backoff / 2
-        if failure.wait_hint is not None:
-            delay = max(delay, failure.wait_hint)
-        if delay >= deadline.remaining():
-            failure.error.add_note(
-                f"gave up after {attempt} attempts: waiting {delay:.1f} s would pass the "
-                f"{deadline.seconds:g} s deadline"
-            )
-            return None
-        return delay
+        return self.retry.delay(failure, attempt, deadline, self._rng)
 
     def wait(self, seconds: float, failure: Failure) -> None:
         log.debug("retrying %s %s in %.2f s: %s", failure.error.method, failure.error.path, seconds, failure.error)
