@@ -1,5 +1,13 @@
 """The fleet domain: what a team declares, what an instance resource carries, and the money math.
 
-Pure: pydantic models and functions, no I/O, no Pulumi and no HTTP, so the program, the provider, the policy
-pack and the reports all compute the same numbers.
+Pure: pydantic models and functions, no I/O, no Pulumi and no HTTP (the layering contract in pyproject.toml
+checks it), so the program, the provider, the policy pack and the reports all compute the same numbers.
+
+- `declaration`: a team's fleet (`vastguard:fleet`), validated, expanded into instance specs;
+- `instance`: the one contract of a `vastai:Instance` (inputs, outputs, the reports' record of them), and how to
+  add a field to it; the next resources (teams, roles, keys, interruptible instances) copy this pattern: one
+  module per resource here, built by its provider, read by the pack and the reports;
+- `costs`: money in Decimal on typed models, unknown never zero;
+- `gpus`: GPU names and families, one normalisation for everyone;
+- `stack_config`: the names a team stack's configuration uses.
 """

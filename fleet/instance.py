@@ -1,8 +1,26 @@
-"""The properties of one `vastai:Instance` resource: the contract between provider, policies and reports.
+"""The properties of one `vastai:Instance` resource: the one contract between provider, policies and reports.
 
-Inputs (`InstanceSpec`) are what the program declares; the provider's `check` adds `quote` (a live price
-quote, so budgets are known at preview). Outputs (`InstanceOutputs`) add what Vast.ai reports after renting.
-Keys are snake_case and identical in inputs, outputs and state files.
+- `InstanceSpec`: what a team declares for one instance (the program builds it from the fleet).
+- `InstanceInputs`: the resource inputs, the spec plus the ownership tag and, after the provider's `check`,
+  a live price `quote` (so budgets are known at preview). The policy pack's resource rules read these.
+- `InstanceOutputs`: the resource outputs, the inputs plus what Vast.ai reports for the rented instance. The
+  provider builds every create, read and update result through it; the pack's stack rules read these.
+- `InstanceRecord`: the outputs as a state file records them, for the reports: every field optional (older
+  providers wrote fewer, a secret is unknown) and unchecked (history is read, not judged), each one a field of
+  `InstanceOutputs` with the same type, which is checked when this module is imported.
+
+Keys are snake_case and identical in inputs, outputs and state files. Unknown is None, never 0: a price Vast did
+not report is unknown, and the money math (`fleet.costs`) keeps it distinct from zero.
+
+How to add a field (the pattern the next resources copy):
+1. Declare it once, here: an input on `InstanceSpec` (declared by the team; add it to `fleet.declaration.Group`
+   too) or an output on `InstanceOutputs` (reported by Vast), with its type, bounds and a description.
+2. The provider (providers/vast_instance.py) fills an output in `_outputs`; `check`, `diff` and the replacement
+   rules (`REPLACE_FIELDS` / `IN_PLACE_FIELDS`) decide what a changed input does to the rented instance.
+3. The pack reads it through `policies.instances.InstanceView`, whose values are validated by this contract's
+   field types (unknown at preview becomes the worst case).
+4. The reports read it through `InstanceRecord`: add it there, optional, with the contract's type.
+Then the field has one name everywhere, and a rename that misses one of these is an error, not a silent None.
 """
 
 from __future__ import annotations
@@ -73,7 +91,7 @@ class Quote(BaseModel):
     offer_id: int
     gpu_name: str
     dph_total: float = Field(description="$/h of the offer with the requested disk (GPU + storage)")
-    storage_cost: float = Field(description="$/GB/month of disk on that offer")
+    storage_cost: float | None = Field(description="$/GB/month of disk on that offer; None when Vast did not say")
     matched: int = Field(description="how many offers met the constraints within max_dph")
     quoted_at: str = Field(description="ISO-8601 UTC time of the search")
 
@@ -99,22 +117,38 @@ class InstanceSpec(BaseModel):
     state: DesiredState = "running"
 
 
-class InstanceInputs(InstanceSpec):
-    """Resource inputs after `check`: the spec plus its price quote."""
+OWNERSHIP_TAG = re.compile(r"vg:[^/\s]+/[^\s#\[\]]+")
 
+
+def _ownership_tag(value: str) -> str:
+    if not OWNERSHIP_TAG.fullmatch(value):
+        raise ValueError("an ownership tag is vg:<stack>/<name>")
+    return value
+
+
+class InstanceInputs(InstanceSpec):
+    """Resource inputs after `check`: the spec, the ownership tag, and the price quote."""
+
+    ownership_tag: Annotated[str, AfterValidator(_ownership_tag)] = Field(
+        description="`vg:<stack>/<name>`: in the provider process `pulumi.get_stack()` is a placeholder, so the "
+                    "program passes the stack in; the instance's Vast label carries it (see `vast_label`)")
     quote: Quote | None = None
 
 
 class InstanceOutputs(InstanceInputs):
-    """Resource outputs: the inputs plus what Vast.ai reports for the rented instance."""
+    """Resource outputs: the inputs plus what Vast.ai reports for the rented instance.
+
+    `state` is what Vast has (a refresh records an instance stopped, or dead, behind Pulumi's back as stopped),
+    so that `up` converges it back to the declaration."""
 
     instance_id: int
-    offer_id: int
+    offer_id: int | None = Field(default=None, description="the offer rented (None: an adopted instance's)")
     machine_id: int | None = None
-    dph_total: float
-    storage_cost: float
-    status: str
-    ownership_label: str
+    dph_total: float | None = Field(default=None, description="$/h while running (GPU + disk); None: unknown")
+    storage_cost: float | None = Field(default=None, description="$/GB/month of its disk; None: unknown")
+    status: str = Field(description="Vast's `actual_status` (`provisioning` before it reports one)")
+    vast_label: str | None = Field(
+        default=None, description="the label on Vast: the user's `label`, then `[<ownership tag>#<digest>]`")
     ssh_host: str | None = None
     ssh_port: int | None = None
     public_ip: str | None = None
@@ -124,3 +158,47 @@ class InstanceOutputs(InstanceInputs):
     vast_state_since: float | None = Field(default=None, description="when the current state took effect")
     vast_seen_at: float | None = Field(default=None, description="Vast's clock at the provider's last call")
     local_seen_at: float | None = Field(default=None, description="the provider's time.time() at that call")
+
+
+OUTPUT_FIELDS: tuple[str, ...] = tuple(f for f in InstanceOutputs.model_fields if f not in InstanceInputs.model_fields)
+"""The fields only the outputs have (the resource declares them, unknown until Vast reports them)."""
+
+
+class InstanceRecord(BaseModel):
+    """An instance's outputs as a state file records them (see the module docstring): what the reports read, and
+    what the provider reads back of the previous outputs."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    team: str | None = None
+    gpu_name: str | None = None
+    num_gpus: int | None = None
+    disk_gb: float | None = None
+    state: DesiredState | None = None
+    status: str | None = None
+    label: str | None = None
+    instance_id: int | None = None
+    offer_id: int | None = None
+    vast_label: str | None = None
+    dph_total: float | None = None
+    storage_cost: float | None = None
+    start_date: float | None = None
+    vast_created_at: float | None = None
+    vast_state_since: float | None = None
+    vast_seen_at: float | None = None
+    local_seen_at: float | None = None
+
+
+def _check_record(record: type[BaseModel], outputs: type[BaseModel]) -> None:
+    """Each record field is an output field of the same type (optional): a field renamed or retyped in the
+    contract and not in the record fails here, at import, rather than reading None from every state file."""
+    for name, info in record.model_fields.items():
+        declared = outputs.model_fields.get(name)
+        if declared is None:
+            raise TypeError(f"{record.__name__}.{name} is not a field of {outputs.__name__}")
+        want = declared.annotation
+        if want is None or info.annotation != want | None:
+            raise TypeError(f"{record.__name__}.{name} is {info.annotation}, {outputs.__name__}.{name} is {want}")
+
+
+_check_record(InstanceRecord, InstanceOutputs)

@@ -7,8 +7,9 @@ the preview would pass. A governance rule must not pass silently, so every rule 
 `plain()`, which replaces each unknown by the `UNKNOWN` marker, and then decides on the worst case the
 declaration allows (the instance's `max_dph` cap, 16 GPUs, an unverified host, ...).
 
-Missing properties mean the contract's default (`fleet.instance.InstanceSpec`), because the provider's `check`
-applies exactly those defaults; a value of the wrong type is treated as unknown (worst case), never trusted.
+Every property is read through the contract (`fleet.instance.InstanceOutputs`): its type, bounds and checks
+decide what a value means, a missing property means the contract's default (the provider's `check` applies
+exactly those), and a value the contract would refuse is treated as unknown (worst case), never trusted.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Final, TypeAlias, TypeVar, cast
+from typing import Annotated, Any, Final, TypeAlias, TypeVar, cast
 
 from annotated_types import Le
 from pulumi_policy.proxy import (
@@ -31,9 +32,11 @@ from pulumi_policy.proxy import (
     UNKNOWN_STRING_VALUE,
     UnknownValueError,
 )
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
 
-from fleet.costs import FleetCost, InstanceEstimate, estimate_instance
-from fleet.instance import INSTANCE_TYPE, InstanceSpec
+from fleet.costs import Cost, CostBasis, InstanceEstimate, Rate, estimate_instance, money
+from fleet.instance import INSTANCE_TYPE, InstanceOutputs, InstanceSpec, Quote
 
 __all__ = [
     "INSTANCE_TYPE",
@@ -88,7 +91,7 @@ def _max_gpus() -> int:
 MAX_GPUS_PER_INSTANCE: Final = _max_gpus()
 
 
-def _read(container: Any, key: Any) -> Any:
+def _item(container: Any, key: Any) -> Any:
     try:
         return container[key]
     except UnknownValueError:
@@ -104,9 +107,9 @@ def plain(value: Any) -> Any:
     if isinstance(value, str):
         return UNKNOWN if value in _SENTINELS else value
     if isinstance(value, Mapping):
-        return {key: plain(_read(value, key)) for key in value}
+        return {key: plain(_item(value, key)) for key in value}
     if isinstance(value, Sequence):
-        return [plain(_read(value, index)) for index in range(len(value))]
+        return [plain(_item(value, index)) for index in range(len(value))]
     return value
 
 
@@ -127,53 +130,66 @@ def current_stack(urns: Iterable[str]) -> str:
     return os.environ.get("PULUMI_STACK") or "(unknown stack)"
 
 
-def _default(field: str) -> Any:
-    """The contract's default for an instance property, or None when the property is required."""
-    info = InstanceSpec.model_fields.get(field)
-    if info is None or info.is_required():
-        return None
-    return info.get_default(call_default_factory=True)
+def _reader(info: FieldInfo) -> TypeAdapter[Any]:
+    """The contract's type for one field, with its bounds and checks."""
+    annotation = Any if info.annotation is None else info.annotation
+    if not info.metadata:
+        return TypeAdapter(annotation)
+    return TypeAdapter(Annotated[(annotation, *info.metadata)])  # type: ignore[arg-type]
 
 
-def _number(props: Mapping[str, Any], field: str, default: Any = None) -> Known[float] | None:
-    """A known number, UNKNOWN (also for a wrong type), or None when absent with no default."""
-    value = props.get(field, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+_READERS: dict[str, TypeAdapter[Any]] = {
+    name: _reader(info) for model in (InstanceOutputs, Quote) for name, info in model.model_fields.items()}
+
+
+def _read(model: type[BaseModel], values: Mapping[str, Any], field: str) -> Any:
+    """`field` as the contract (and so the provider) reads it: the contract's default when absent (the
+    provider's `check` applies exactly those), None when absent without a default or null, UNKNOWN when unknown
+    at preview or not a value of the contract's type (never trusted)."""
+    info = model.model_fields[field]
+    if field not in values:
+        return None if info.is_required() else info.get_default(call_default_factory=True)
+    value = values[field]
+    if value is None or value is UNKNOWN:
+        return value
+    try:
+        return _READERS[field].validate_python(value)
+    except ValidationError:
         return UNKNOWN
-    return float(value)
 
 
-def _text(props: Mapping[str, Any], field: str, default: Any = None) -> Known[str] | None:
-    value = props.get(field, default)
-    if value is None:
-        return None
-    return value if isinstance(value, str) else UNKNOWN
-
-
-def _flag(props: Mapping[str, Any], field: str, default: Any = None) -> Known[bool]:
-    value = props.get(field, default)
-    return value if isinstance(value, bool) else UNKNOWN
+def _required(value: Any) -> Any:
+    """A property every instance has: absent (None) is no better than unknown."""
+    return UNKNOWN if value is None else value
 
 
 @dataclass(frozen=True)
 class QuoteView:
     gpu_name: Known[str] | None
     dph_total: Known[float] | None
+    storage_cost: Known[float] | None = None
+
+    @classmethod
+    def of(cls, raw: Any) -> QuoteView | Unknown | None:
+        if raw is None:
+            return None
+        if not isinstance(raw, Mapping):
+            return UNKNOWN
+        return cls(gpu_name=_read(Quote, raw, "gpu_name"), dph_total=_read(Quote, raw, "dph_total"),
+                   storage_cost=_read(Quote, raw, "storage_cost"))
 
 
 @dataclass(frozen=True)
 class InstanceView:
-    """What the rules read of one `vastai:Instance`, each value known, UNKNOWN, or (optional ones) None."""
+    """What the rules read of one `vastai:Instance` (`fleet.instance.InstanceOutputs`, or its inputs), each value
+    known, UNKNOWN, or (optional ones) None."""
 
     name: str
     urn: str
     stack: str
-    props: Mapping[str, Any]
     team: Known[str] | None
     gpu_name: Known[str] | None
-    num_gpus: Known[float]
+    num_gpus: Known[int]
     image: Known[str] | None
     disk_gb: Known[float]
     max_dph: Known[float] | None
@@ -181,6 +197,10 @@ class InstanceView:
     verified_only: Known[bool]
     state: Known[str]
     quote: QuoteView | Unknown | None
+    # outputs: known once Vast rents the instance (None in the inputs of a new one)
+    instance_id: Known[int] | None = None
+    dph_total: Known[float] | None = None
+    storage_cost: Known[float] | None = None
 
     @classmethod
     def of(cls, *, resource_type: str, name: str, urn: str, props: Any) -> InstanceView | None:
@@ -190,60 +210,37 @@ class InstanceView:
         values = plain(props)
         if not isinstance(values, Mapping):
             values = {}
-        raw_quote = values.get("quote")
-        quote: QuoteView | Unknown | None
-        if raw_quote is None:
-            quote = None
-        elif isinstance(raw_quote, Mapping):
-            quote = QuoteView(gpu_name=_text(raw_quote, "gpu_name"), dph_total=_number(raw_quote, "dph_total"))
-        else:
-            quote = UNKNOWN
-        num_gpus = _number(values, "num_gpus", _default("num_gpus"))
-        disk_gb = _number(values, "disk_gb", _default("disk_gb"))
-        reliability = _number(values, "min_reliability", _default("min_reliability"))
+
+        def read(field: str) -> Any:
+            return _read(InstanceOutputs, values, field)
+
         return cls(
-            name=name, urn=urn, stack=stack_of(urn) or current_stack(()), props=values,
-            team=_text(values, "team"), gpu_name=_text(values, "gpu_name"),
-            num_gpus=UNKNOWN if num_gpus is None else num_gpus,
-            image=_text(values, "image"),
-            disk_gb=UNKNOWN if disk_gb is None else disk_gb,
-            max_dph=_number(values, "max_dph"),
-            min_reliability=UNKNOWN if reliability is None else reliability,
-            verified_only=_flag(values, "verified_only", _default("verified_only")),
-            state=_text(values, "state", _default("state")) or UNKNOWN,
-            quote=quote,
+            name=name, urn=urn, stack=stack_of(urn) or current_stack(()),
+            team=read("team"), gpu_name=read("gpu_name"), num_gpus=_required(read("num_gpus")),
+            image=read("image"), disk_gb=_required(read("disk_gb")), max_dph=read("max_dph"),
+            min_reliability=_required(read("min_reliability")), verified_only=_required(read("verified_only")),
+            state=_required(read("state")), quote=QuoteView.of(values.get("quote")),
+            instance_id=read("instance_id"), dph_total=read("dph_total"), storage_cost=read("storage_cost"),
         )
 
     @property
     def gpus_worst_case(self) -> int:
         return MAX_GPUS_PER_INSTANCE if isinstance(self.num_gpus, Unknown) else int(self.num_gpus)
 
+    def cost_basis(self) -> CostBasis:
+        """What `fleet.costs` estimates this instance from: every unknown stays unknown (None), so the estimate
+        is the worst case the declaration allows, or none at all."""
+        def known(value: Any) -> Decimal | None:
+            return None if value is None or isinstance(value, Unknown) else money(value)
 
-def _known_props(values: Any) -> Any:
-    """Drop unknown values so `fleet.costs.estimate_instance` falls through to its next basis for them."""
-    if isinstance(values, Mapping):
-        return {k: _known_props(v) for k, v in values.items() if v is not UNKNOWN}
-    return values
-
-
-def _worst_case_props(view: InstanceView) -> dict[str, Any]:
-    """The instance's properties with unknowns resolved to the dearest reading.
-
-    An unknown state, or a stopped instance whose storage price or disk size is unknown, is costed as
-    running: a running instance's $/h includes its storage, so it bounds the stopped cost from above.
-    """
-    props: dict[str, Any] = _known_props(view.props)
-    quote = view.props.get("quote")
-    storage_unknown = (
-        view.props.get("storage_cost") is UNKNOWN
-        or quote is UNKNOWN
-        or (isinstance(quote, Mapping) and quote.get("storage_cost") is UNKNOWN)
-    )
-    if isinstance(view.state, Unknown) or (
-        view.state != "running" and (isinstance(view.disk_gb, Unknown) or storage_unknown)
-    ):
-        props["state"] = "running"
-    return props
+        actual = None
+        if isinstance(self.instance_id, int) and isinstance(self.dph_total, float):
+            actual = Rate.of(self.dph_total, known(self.storage_cost))
+        quote = None
+        if isinstance(self.quote, QuoteView) and isinstance(self.quote.dph_total, float):
+            quote = Rate.of(self.quote.dph_total, known(self.quote.storage_cost))
+        return CostBasis(state=self.state if self.state in ("running", "stopped") else None,
+                         disk_gb=known(self.disk_gb), max_dph=known(self.max_dph), actual=actual, quote=quote)
 
 
 @dataclass(frozen=True)
@@ -254,7 +251,7 @@ class FleetEstimate:
     unknown `max_dph`): budget rules deny those rather than count them as free.
     """
 
-    cost: FleetCost
+    cost: Cost
     instances: tuple[tuple[str, InstanceEstimate], ...]
     unbounded: tuple[InstanceView, ...]
 
@@ -275,11 +272,10 @@ def estimate_fleet(views: Iterable[InstanceView]) -> FleetEstimate:
     estimates: list[tuple[str, InstanceEstimate]] = []
     unbounded: list[InstanceView] = []
     for view in views:
-        props = _worst_case_props(view)
-        estimate = estimate_instance(props)
-        if estimate.basis == "cap" and not isinstance(view.max_dph, float):
+        estimate = estimate_instance(view.cost_basis())
+        if estimate is None:
             unbounded.append(view)
-            continue
-        estimates.append((view.name, estimate))
+        else:
+            estimates.append((view.name, estimate))
     total = sum((e.hourly for _, e in estimates), Decimal(0))
-    return FleetEstimate(cost=FleetCost.from_hourly(total), instances=tuple(estimates), unbounded=tuple(unbounded))
+    return FleetEstimate(cost=Cost.from_hourly(total), instances=tuple(estimates), unbounded=tuple(unbounded))

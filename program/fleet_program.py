@@ -6,7 +6,7 @@ from typing import Any
 
 import pulumi
 
-from fleet.costs import fleet_cost
+from fleet.costs import CostBasis, fleet_cost
 from fleet.declaration import FleetError, parse_fleet
 from providers.vast_instance import Instance
 
@@ -33,6 +33,7 @@ def run() -> dict[str, Instance]:
     pulumi.export("fleet", described)
     pulumi.export(
         "estimated_cost",
-        pulumi.Output.all(*described.values()).apply(lambda props: fleet_cost(props).rounded()),
+        pulumi.Output.all(*described.values()).apply(
+            lambda props: fleet_cost(CostBasis.from_properties(p) for p in props).rounded()),
     )
     return instances

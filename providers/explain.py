@@ -6,8 +6,8 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any
 
-from vastclient import AuthError, VastError
-from vastclient.client import DEFAULT_BASE_URL
+from fleet.stack_config import API_KEY_CONFIG, SET_KEY_COMMAND, URL_CONFIG
+from vastclient import DEFAULT_BASE_URL, URL_ENV, AuthError, MissingApiKeyError, VastError
 from vastclient.errors import CreateOutcomeUnknownError, TransportError
 
 EMULATOR_START = ".venv/bin/python -m emulator --port 8787"
@@ -22,18 +22,19 @@ def stack_of(props: dict[str, Any]) -> str:
 
 def explain(err: VastError, *, base_url: str | None, stack: str) -> str:
     url = (base_url or DEFAULT_BASE_URL).rstrip("/")
+    if isinstance(err, MissingApiKeyError):
+        return f"{err}: `{SET_KEY_COMMAND} --stack {stack}`"
     if isinstance(err, AuthError):
-        return (f"Vast.ai at {url} refused the API key ({err}): the stack's `vastai:apiKey` is wrong or revoked; "
-                f"set the team's key with `pulumi config set --secret vastai:apiKey --stack {stack}` "
-                f"(it prompts; or pipe it on stdin)")
+        return (f"Vast.ai at {url} refused the API key ({err}): the stack's `{API_KEY_CONFIG}` is wrong or revoked; "
+                f"set the team's key with `{SET_KEY_COMMAND} --stack {stack}` (it prompts; or pipe it on stdin)")
     if isinstance(err, TransportError) and not isinstance(err, CreateOutcomeUnknownError):
         host = urllib.parse.urlsplit(url).hostname or ""
         if host in _LOOPBACK:
             fix = (f"if it is the local Vast.ai emulator, start it with `{EMULATOR_START}` and point "
-                   f"`vastai:url` at its port (`pulumi config set vastai:url http://127.0.0.1:8787 --stack {stack}`)"
-                   f" or VAST_URL")
+                   f"`{URL_CONFIG}` at its port (`pulumi config set {URL_CONFIG} http://127.0.0.1:8787 --stack "
+                   f"{stack}`) or {URL_ENV}")
         else:
-            fix = (f"check the network (proxy, DNS, firewall) or the URL in `vastai:url` / VAST_URL "
-                   f"(`pulumi config set vastai:url {DEFAULT_BASE_URL} --stack {stack}` for the real service)")
+            fix = (f"check the network (proxy, DNS, firewall) or the URL in `{URL_CONFIG}` / {URL_ENV} "
+                   f"(`pulumi config set {URL_CONFIG} {DEFAULT_BASE_URL} --stack {stack}` for the real service)")
         return f"the Vast.ai API at {url} is unreachable ({err}); {fix}"
     return f"could not get a price quote from Vast.ai at {url}: {err}"

@@ -224,8 +224,9 @@ class InstanceBoard:
                 self._fetching = False
                 self._cond.notify_all()
 
-    def find_tagged(self, tag: str, tag_of: Callable[[str | None], str | None]) -> Instance | None:
-        """The instance carrying ownership tag `tag`, from one listing of the whole account per process.
+    def find_tagged(self, tag: str, tag_of: Callable[[str | None], str | None]) -> list[Instance]:
+        """The instances carrying ownership tag `tag` (one, normally), from one listing of the whole account per
+        process.
 
         One listing suffices: an instance an earlier, interrupted process rented is on it (that process ended
         before this one started: the backend's lock keeps updates of a stack apart), and an instance this
@@ -234,7 +235,7 @@ class InstanceBoard:
             if self._account is None:
                 self._account = self._client.list_instances()
             account = self._account
-        return next((i for i in account if tag_of(i.label) == tag), None)
+        return [i for i in account if tag_of(i.label) == tag]
 
 
 class Session:

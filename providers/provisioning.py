@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from fleet import gpus
 from fleet.instance import InstanceSpec, Quote
 from providers.market import Session, search_matching
-from vastclient import Instance, Offer, OfferQuery, OfferUnavailableError, VastClient, VastError
+from vastclient import Instance, Offer, OfferQuery, OfferUnavailableError, VastClient, VastError, keep_one
 
 MAX_RENT_ATTEMPTS = 5
 _TAG_OPEN, _TAG_CLOSE = "[", "]"
@@ -114,7 +114,7 @@ def quote(market: Session, spec: InstanceSpec, known_gpus: Sequence[str]) -> Quo
 
 def quote_from(offer: Offer, *, matched: int) -> Quote:
     return Quote(offer_id=offer.id, gpu_name=offer.gpu_name, dph_total=offer.dph_total,
-                 storage_cost=offer.storage_cost or 0.0, matched=matched, quoted_at=now_iso())
+                 storage_cost=offer.storage_cost, matched=matched, quoted_at=now_iso())
 
 
 @dataclass
@@ -172,14 +172,16 @@ def release(client: VastClient, instance_id: int) -> None:
 
 def rent(market: Session, spec: InstanceSpec, known_gpus: Sequence[str], *, tag: str, waiter: Waiter,
          log: Callable[[str], None] = lambda _m: None, times: VastTimes | None = None,
-         prefer: int | None = None) -> tuple[Instance, Quote]:
+         prefer: int | None = None) -> tuple[Instance, Quote | None]:
     """Adopt or rent one instance for spec and bring it to its desired state; `times` receives when, on
-    Vast's clock, it was rented and reached that state. `prefer` is the offer `check` quoted for it."""
+    Vast's clock, it was rented and reached that state. `prefer` is the offer `check` quoted for it. The quote
+    returned is the offer rented; None for an adopted instance (its offer is gone from the market, and what it
+    costs is its own `dph_total`)."""
     times = times if times is not None else VastTimes()
     client = market.client
     label = compose_label(tag, spec.label)
-    owned = market.board.find_tagged(tag, tag_of)
     problems: list[str] = []
+    owned = adoptable(market, tag, log)
     if owned is not None:
         log(f"adopting instance {owned.id} already tagged {tag} (an earlier create was interrupted)")
         try:
@@ -193,10 +195,7 @@ def rent(market: Session, spec: InstanceSpec, known_gpus: Sequence[str], *, tag:
             raise
         else:
             times.created_at = owned.start_date
-            # The offer an adopted instance came from is gone from the market; quote what it costs.
-            return inst, Quote(offer_id=0, gpu_name=owned.gpu_name or spec.gpu_name,
-                               dph_total=owned.dph_total or 0.0, storage_cost=owned.storage_cost or 0.0,
-                               matched=1, quoted_at=now_iso())
+            return inst, None
 
     query = query_for(spec, known_gpus)
     for attempt in range(MAX_RENT_ATTEMPTS):
@@ -228,6 +227,21 @@ def rent(market: Session, spec: InstanceSpec, known_gpus: Sequence[str], *, tag:
         return inst, quote_from(offer, matched=matched)
     detail = "; ".join(problems) if problems else "no remaining offer within max_dph"
     raise ProvisioningError(f"could not rent {spec.num_gpus}x {spec.gpu_name} for {tag}: {detail}")
+
+
+def adoptable(market: Session, tag: str, log: Callable[[str], None]) -> Instance | None:
+    """The instance an earlier, interrupted create rented under `tag`, if any. Several carrying the tag (a
+    create retried by hand, or a rent that went through twice) is resolved here: one is kept
+    (`vastclient.keep_one`), the others are released, since each bills and none is in any state."""
+    tagged = market.board.find_tagged(tag, tag_of)
+    if not tagged:
+        return None
+    keep, extras = keep_one(tagged)
+    for extra in extras:
+        log(f"instance {extra.id} also carries ownership tag {tag}: releasing it (keeping {keep.id}; one "
+            "instance per tag)")
+        release(market.client, extra.id)
+    return keep
 
 
 def _release_before_failing(client: VastClient, instance_id: int, log: Callable[[str], None]) -> None:

@@ -11,18 +11,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-API_KEY_CONFIG = "vastai:apiKey"
-URL_CONFIG = "vastai:url"
-PROVISION_TIMEOUT_CONFIG = "vastai:provisionTimeout"
+from fleet.stack_config import API_KEY_CONFIG, PROVISION_TIMEOUT_CONFIG, URL_CONFIG
+from vastclient import API_KEY_ENV, MISSING_KEY_HELP, URL_ENV, MissingApiKeyError
+
 DEFAULT_PROVISION_TIMEOUT = 900.0
-
-
-class MissingApiKeyError(RuntimeError):
-    def __init__(self) -> None:
-        super().__init__(
-            "no Vast.ai API key: set the team's key with `pulumi config set --secret vastai:apiKey` "
-            "(it prompts; nothing lands in shell history) or export VAST_API_KEY"
-        )
 
 
 @dataclass(frozen=True)
@@ -33,15 +25,15 @@ class ProviderSettings:
 
     def require_key(self) -> str:
         if not self.api_key:
-            raise MissingApiKeyError()
+            raise MissingApiKeyError(MISSING_KEY_HELP)
         return self.api_key
 
 
 def settings_from(get: Callable[[str], Any], environ: Mapping[str, str] | None = None) -> ProviderSettings:
     """`get` looks up fully-qualified stack config keys (the dynamic provider's `Config.get`)."""
     env = os.environ if environ is None else environ
-    key = get(API_KEY_CONFIG) or env.get("VAST_API_KEY") or None
-    url = get(URL_CONFIG) or env.get("VAST_URL") or None
+    key = get(API_KEY_CONFIG) or env.get(API_KEY_ENV) or None
+    url = get(URL_CONFIG) or env.get(URL_ENV) or None
     timeout_raw = get(PROVISION_TIMEOUT_CONFIG) or env.get("VASTGUARD_PROVISION_TIMEOUT")
     try:
         timeout = float(timeout_raw) if timeout_raw else DEFAULT_PROVISION_TIMEOUT

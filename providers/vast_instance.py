@@ -10,6 +10,9 @@ Pulumi quirks handled here:
 - Inside the provider process `pulumi.get_stack()` is a placeholder, so the program passes the ownership tag
   (`vg:<stack>/<name>`) as an input.
 
+Inputs and outputs are `fleet.instance.InstanceInputs` / `InstanceOutputs`, the one contract shared with the pack
+and the reports: every result below is built through it.
+
 Clock outputs (the reports' contract, reports/README.md): Vast bills by its own clock, which against the
 emulator is virtual, while Pulumi's history is stamped with wall-clock times. So each resource records, on
 Vast's clock (epoch seconds from the confirming response, `VastClient.last_server_time`): `vast_created_at`
@@ -44,7 +47,7 @@ from pulumi.dynamic import (
 from pydantic import ValidationError
 
 from fleet import gpus
-from fleet.instance import InstanceInputs, InstanceSpec, Quote
+from fleet.instance import OUTPUT_FIELDS, InstanceInputs, InstanceOutputs, InstanceRecord, InstanceSpec, Quote
 from providers import market, provisioning
 from providers.explain import explain, stack_of
 from providers.host import engine_address, exit_with_engine, widen_worker_pool
@@ -58,7 +61,6 @@ log = logging.getLogger("vastguard.provider")
 REPLACE_FIELDS = ("team", "gpu_name", "num_gpus", "image", "disk_gb", "min_reliability", "verified_only",
                   "geolocation", "onstart", "env", "ownership_tag")
 IN_PLACE_FIELDS = ("state", "label", "max_dph")
-CLOCK_OUTPUTS = ("vast_created_at", "vast_state_since", "vast_seen_at", "local_seen_at")
 
 
 class VastInstanceProvider(ResourceProvider):
@@ -94,44 +96,45 @@ class VastInstanceProvider(ResourceProvider):
                                   make_client=lambda: VastClient(api_key=key, base_url=settings.base_url, pace=True))
 
     @staticmethod
-    def _spec(props: dict[str, Any]) -> InstanceSpec:
-        fields = {k: v for k, v in props.items() if k in InstanceSpec.model_fields}
-        return InstanceSpec.model_validate(fields)
+    def _inputs(props: dict[str, Any]) -> InstanceInputs:
+        """The contract's inputs out of Pulumi's properties (which also carry `__provider` and, from the
+        program, the outputs' names with no value yet)."""
+        return InstanceInputs.model_validate({k: v for k, v in props.items() if k in InstanceInputs.model_fields})
 
-    def _outputs(self, props: dict[str, Any], inst: VastInstance, quote: Quote | None) -> dict[str, Any]:
-        inputs = {k: v for k, v in props.items() if not k.startswith("__")}
-        return {
-            **inputs,
-            "quote": quote.model_dump() if quote else props.get("quote"),
+    @staticmethod
+    def _outputs(inputs: InstanceInputs, inst: VastInstance, *, before: InstanceRecord, offer_id: int | None,
+                 seen: float | None, state: str | None = None, created_at: float | None = None,
+                 state_since: float | None = None) -> dict[str, Any]:
+        """The resource's outputs, built through the contract. `before` is what the previous outputs recorded: a
+        price Vast leaves out of this answer keeps its last known value (unknown stays None, never 0); `seen` is
+        Vast's clock at the call that produced `inst`, recorded with our own clock at the same moment."""
+        outputs = InstanceOutputs.model_validate({
+            **inputs.model_dump(),
+            "state": state or inputs.state,
             "instance_id": inst.id,
-            "offer_id": quote.offer_id if quote else props.get("offer_id"),
+            "offer_id": offer_id,
             "machine_id": inst.machine_id,
-            "dph_total": inst.dph_total if inst.dph_total is not None else props.get("dph_total"),
-            "storage_cost": inst.storage_cost if inst.storage_cost is not None else props.get("storage_cost"),
+            "dph_total": inst.dph_total if inst.dph_total is not None else before.dph_total,
+            "storage_cost": inst.storage_cost if inst.storage_cost is not None else before.storage_cost,
             "status": inst.actual_status or "provisioning",
-            "state": props.get("state", "running"),
             "vast_label": inst.label,
             "ssh_host": inst.ssh_host,
             "ssh_port": inst.ssh_port,
             "public_ip": inst.public_ipaddr,
             "start_date": inst.start_date,
-            "vast_created_at": props.get("vast_created_at"),
-            "vast_state_since": props.get("vast_state_since"),
-        }
-
-    @staticmethod
-    def _seen(outs: dict[str, Any], seen: float | None) -> dict[str, Any]:
-        """The clock sample of the provider's last call: Vast's clock and ours, taken together."""
-        if seen is not None:
-            outs["vast_seen_at"], outs["local_seen_at"] = seen, time.time()
-        return outs
+            "vast_created_at": created_at if created_at is not None else before.vast_created_at,
+            "vast_state_since": state_since,
+            "vast_seen_at": seen if seen is not None else before.vast_seen_at,
+            "local_seen_at": time.time() if seen is not None else before.local_seen_at,
+        })
+        return outputs.model_dump(mode="json")
 
     # --- CRUD --------------------------------------------------------------------------------------------
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures: list[CheckFailure] = []
         try:
-            spec = self._spec(news)
+            inputs = self._inputs({**news, "quote": None})
         except ValidationError as err:
             for e in err.errors():
                 field = ".".join(str(p) for p in e["loc"]) or "inputs"
@@ -143,21 +146,22 @@ class VastInstanceProvider(ResourceProvider):
             session = self._market()
             known = session.gpu_names()
             try:
-                gpus.resolve(spec.gpu_name, known)
+                gpus.resolve(inputs.gpu_name, known)
             except gpus.UnknownGpuError as err:
                 return CheckResult(news, [CheckFailure(
                     "gpu_name", f"{err}; fix the group's `gpu` in stacks/Pulumi.{stack_of(news)}.yaml")])
             try:
-                quote = provisioning.quote(session, spec, known)
+                quote = provisioning.quote(session, inputs, known)
             except provisioning.NoOfferError as err:
                 return CheckResult(news, [CheckFailure("max_dph", str(err))])
         except VastError as err:
             base_url = self._settings.base_url if self._settings else None
             return CheckResult(news, [CheckFailure("quote", explain(err, base_url=base_url, stack=stack_of(news)))])
-        return CheckResult({**news, "quote": quote.model_dump()}, [])
+        return CheckResult({**news, "quote": quote.model_dump(mode="json")}, [])
 
-    def _spec_unchanged(self, olds: dict[str, Any], news: dict[str, Any]) -> bool:
-        keys = set(InstanceSpec.model_fields) | {"ownership_tag"}
+    @staticmethod
+    def _spec_unchanged(olds: dict[str, Any], news: dict[str, Any]) -> bool:
+        keys = set(InstanceInputs.model_fields) - {"quote"}
         return all(olds.get(k) == news.get(k) for k in keys)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -167,53 +171,73 @@ class VastInstanceProvider(ResourceProvider):
                           stables=["ownership_tag"], delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        spec = self._spec(props)
+        inputs = self._inputs(props)
         settings = self._current_settings()
         # A replacement is created before its predecessor is deleted and must not adopt it: the tag names the
         # incarnation (what is rented), so only a retry of this very create finds and adopts its instance.
-        tag = provisioning.incarnation_tag(props["ownership_tag"], {k: props.get(k) for k in REPLACE_FIELDS})
+        tag = provisioning.incarnation_tag(inputs.ownership_tag, {k: props.get(k) for k in REPLACE_FIELDS})
         times = provisioning.VastTimes()
         widen_worker_pool()
         session = self._market()
-        quoted = props.get("quote")
-        inst, quote = provisioning.rent(
-            session, spec, session.gpu_names(), tag=tag,
+        inst, rented = provisioning.rent(
+            session, inputs, session.gpu_names(), tag=tag,
             waiter=provisioning.Waiter(timeout=settings.provision_timeout), log=log.info, times=times,
-            prefer=quoted.get("offer_id") if isinstance(quoted, dict) else None,
+            prefer=inputs.quote.offer_id if inputs.quote else None,
         )
-        outs = self._seen(self._outputs(props, inst, quote), session.board.last_server_time)
-        outs["vast_created_at"] = times.created_at if times.created_at is not None else inst.start_date
-        outs["vast_state_since"] = times.state_since
+        if rented is not None:
+            inputs = inputs.model_copy(update={"quote": rented})
+        outs = self._outputs(inputs, inst, before=InstanceRecord(), offer_id=rented.offer_id if rented else None,
+                             seen=session.board.last_server_time,
+                             created_at=times.created_at if times.created_at is not None else inst.start_date,
+                             state_since=times.state_since)
         return CreateResult(id_=str(inst.id), outs=outs)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        board = self._market().board
-        inst = board.get_instance(int(id_))
+        try:
+            inputs = self._inputs(props)
+        except ValidationError as err:
+            raise provisioning.ProvisioningError(
+                f"instance {id_}: its state does not hold the inputs vastai:Instance needs ({err.error_count()} "
+                "problems, e.g. an import): declare it in the team's fleet instead; `pulumi up` adopts an "
+                "instance by its ownership tag") from None
+        session = self._market()
+        inst = session.board.get_instance(int(id_))
+        seen = session.board.last_server_time
         if inst is None:
-            return ReadResult(id_="", outs={})
-        outs = self._seen(self._outputs(props, inst, None), board.last_server_time)
-        if outs["vast_created_at"] is None:  # state written before the clock outputs, or an import
-            outs["vast_created_at"] = inst.start_date
+            # Not in the account's listing. Only Vast's own answer that the instance does not exist means it is
+            # gone: a listing that lags or a gateway's 404 must not drop a paid instance from the state.
+            inst = session.client.get_instance(int(id_))
+            seen = session.client.last_server_time
+            if inst is None:
+                return ReadResult(id_="", outs={})
+        before = InstanceRecord.model_validate(props)
         # Reflect Vast's truth: a stopped-behind-our-back instance shows as stopped, so `up` restarts it. So does
         # one that died after it ran (`exited`, `offline`, `unknown` never recover by themselves): otherwise the
         # stack would keep saying `running` and no `up` would ever start it again.
+        state = inputs.state
         if inst.actual_status == "stopped" or inst.intended_status == "stopped" or inst.phase == "failed":
-            outs["state"] = "stopped"
+            state = "stopped"
         elif inst.actual_status == "running":
-            outs["state"] = "running"
+            state = "running"
+        # `vast_created_at`: kept; state written before the clock outputs (or without them) falls back to Vast's
+        # start_date. `vast_state_since`: a change found by a refresh has no known moment, so it is kept.
+        outs = self._outputs(inputs, inst, before=before, offer_id=before.offer_id, seen=seen, state=state,
+                             created_at=before.vast_created_at if before.vast_created_at is not None
+                             else inst.start_date, state_since=before.vast_state_since)
         return ReadResult(id_=id_, outs=outs)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        spec = self._spec(news)
+        inputs = self._inputs(news)
+        before = InstanceRecord.model_validate(olds)
         settings = self._current_settings()
         instance_id = int(id_)
-        state_since = olds.get("vast_state_since")
+        state_since = before.vast_state_since
         client = self._market().client
-        if olds.get("label") != news.get("label"):
-            tag = provisioning.tag_of(olds.get("vast_label")) or news["ownership_tag"]
-            client.set_label(instance_id, provisioning.compose_label(tag, spec.label))
-        if olds.get("state") != spec.state:
-            if spec.state == "stopped":
+        if olds.get("label") != inputs.label:
+            tag = provisioning.tag_of(before.vast_label) or inputs.ownership_tag
+            client.set_label(instance_id, provisioning.compose_label(tag, inputs.label))
+        if olds.get("state") != inputs.state:
+            if inputs.state == "stopped":
                 client.stop(instance_id)
             else:
                 client.start(instance_id)
@@ -224,11 +248,10 @@ class VastInstanceProvider(ResourceProvider):
             raise provisioning.ProvisioningError(
                 f"instance {instance_id} vanished during the update; run refresh")
         quote = Quote.model_validate(olds["quote"]) if isinstance(olds.get("quote"), dict) else None
-        outs = self._seen(self._outputs(news, inst, quote), client.last_server_time)
-        outs["offer_id"] = olds.get("offer_id")
-        outs["vast_created_at"] = olds.get("vast_created_at") if olds.get("vast_created_at") is not None \
-            else inst.start_date
-        outs["vast_state_since"] = state_since
+        outs = self._outputs(inputs.model_copy(update={"quote": quote}), inst, before=before,
+                             offer_id=before.offer_id, seen=client.last_server_time,
+                             created_at=before.vast_created_at if before.vast_created_at is not None
+                             else inst.start_date, state_since=state_since)
         return UpdateResult(outs=outs)
 
     def delete(self, id_: str, _props: dict[str, Any]) -> None:
@@ -262,12 +285,7 @@ class Instance(Resource, module="vastai", name="Instance"):
     local_seen_at: pulumi.Output[float]
 
     def __init__(self, name: str, spec: InstanceSpec, opts: pulumi.ResourceOptions | None = None) -> None:
-        props: dict[str, Any] = {
-            **InstanceInputs.model_validate(spec.model_dump()).model_dump(exclude={"quote"}),
-            "ownership_tag": provisioning.ownership_tag(pulumi.get_stack(), name),
-            "quote": None,
-            "instance_id": None, "offer_id": None, "machine_id": None, "dph_total": None, "storage_cost": None,
-            "status": None, "vast_label": None, "ssh_host": None, "ssh_port": None, "public_ip": None,
-            "start_date": None, **dict.fromkeys(CLOCK_OUTPUTS),
-        }
+        inputs = InstanceInputs(**spec.model_dump(), ownership_tag=provisioning.ownership_tag(pulumi.get_stack(), name))
+        # Every output is named here (unknown until Vast reports it), so the program can read them.
+        props: dict[str, Any] = {**inputs.model_dump(mode="json"), **dict.fromkeys(OUTPUT_FIELDS)}
         super().__init__(_provider(), name, props, opts)

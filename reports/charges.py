@@ -15,10 +15,9 @@ from contextlib import AbstractContextManager
 from datetime import date
 from typing import Protocol
 
+from fleet.stack_config import API_KEY_CONFIG
 from vastclient.errors import VastError
 from vastclient.models import Charge
-
-API_KEY_CONFIG = "vastai:apiKey"
 
 
 class ChargesError(RuntimeError):

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from fleet.stack_config import API_KEY_CONFIG
 from reports.audit import audit_report
 from reports.budgets import BudgetError, daily_budgets
 from reports.charges import ChargesError, ClientFactory, KeyResolver, fetch_charges, vast_client_factory
@@ -36,6 +37,7 @@ from reports.render.markdown import invoice_markdown
 from reports.render.svg import daily_spend_svg
 from reports.render.table import audit_table, chargeback_table, reconcile_tables, spend_table, to_text
 from reports.sources import HistorySource, Runner, SourceError, StackRef, ensure_stacks, open_source
+from vastclient import URL_ENV
 
 EXIT_DIFFERENCES = 3
 TABLE_WIDTH = 160
@@ -291,12 +293,12 @@ def run_reconcile(args: argparse.Namespace, out: TextIO | None = None,
 
         def from_stack(stack: str) -> str | None:
             try:
-                return runner("config", "get", "vastai:apiKey", stack=stack).strip() or None
+                return runner("config", "get", API_KEY_CONFIG, stack=stack).strip() or None
             except RuntimeError:
                 return None
 
     charges = fetch_charges(stacks_of, start_day=first, end_day=last, key_for=KeyResolver(from_stack=from_stack),
-                            base_url=args.vast_url or os.environ.get("VAST_URL") or None, factory=factory)
+                            base_url=args.vast_url or os.environ.get(URL_ENV) or None, factory=factory)
     everything = [tl for f in folds for tl in f.timelines]  # all teams: declared elsewhere is not shadow
     report = reconcile(everything, charges, start_day=first, end_day=last, now=now, threshold=threshold,
                        generated_at=now, include_matches=args.all)
@@ -400,7 +402,7 @@ def register(subparsers: Any, *, pulumi: PulumiRunner | None = None, local_state
     rec.add_argument("--all", action="store_true", help="also list instances that match")
     rec.add_argument("--vast-url", metavar="URL", help="Vast.ai API base URL (default: $VAST_URL, else Vast.ai)")
     rec.add_argument("--keys-from-pulumi", action="store_true",
-                     help="read a team's key from its stack config (vastai:apiKey) when "
+                     help=f"read a team's key from its stack config ({API_KEY_CONFIG}) when "
                           "VASTGUARD_KEY_<TEAM> is not set; needs the stack's passphrase")
     _formats(rec)
     rec.set_defaults(func=_guarded(run_reconcile))

@@ -32,6 +32,7 @@ from decimal import Decimal
 from typing import Literal
 
 from fleet.costs import hourly as hourly_rate
+from fleet.instance import InstanceRecord
 from reports.models import (
     Actor,
     AuditEvent,
@@ -42,7 +43,7 @@ from reports.models import (
     StackFold,
     TimeBasis,
 )
-from reports.pulumi_state import HistoryEntry, InstanceProps, InstanceResource, Snapshot, UpdateRecord
+from reports.pulumi_state import HistoryEntry, InstanceResource, Snapshot, UpdateRecord
 
 VastClock = Literal["running", "frozen"]
 WATCHED_FIELDS = ("state", "status", "dph_total", "storage_cost", "disk_gb", "gpu_name", "num_gpus", "label")
@@ -78,11 +79,11 @@ def _repository_of(env: dict[str, str]) -> str | None:
     return "/".join(p for p in parts if p) or None
 
 
-def component_of(props: InstanceProps) -> ComponentName:
+def component_of(props: InstanceRecord) -> ComponentName:
     return "running" if props.state == "running" else "storage"
 
 
-def rate_of(props: InstanceProps, component: ComponentName) -> Decimal | None:
+def rate_of(props: InstanceRecord, component: ComponentName) -> Decimal | None:
     """$/h for the component, through fleet.costs; None when a price it needs is unknown."""
     if component == "running":
         if props.dph_total is None:
@@ -131,7 +132,7 @@ class _Open:
     instance_id: int | None
     team: str
     resource: InstanceResource
-    props: InstanceProps
+    props: InstanceRecord
     component: ComponentName
     hourly: Decimal | None
     since: datetime
@@ -160,7 +161,7 @@ class _Open:
                                 num_gpus=self.props.num_gpus, segments=tuple(segments))
 
 
-def _details(old: InstanceProps, new: InstanceProps) -> tuple[str, ...]:
+def _details(old: InstanceRecord, new: InstanceRecord) -> tuple[str, ...]:
     out = []
     for name in WATCHED_FIELDS:
         before, after = getattr(old, name), getattr(new, name)

@@ -12,8 +12,9 @@ Quirks the models absorb:
 - A secret output is an envelope `{"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
   "ciphertext": ...}`; any field the reports read that arrives as a secret is unknown, never zero.
 - After a destroy the checkpoint's `latest` has no `resources` key at all.
-- Only the fields the reports use are modelled, and only resources of the instance type are validated: a
-  checkpoint also holds the stack, the provider and, in large fleets, megabytes of stack traces we skip.
+- An instance's outputs are read as `fleet.instance.InstanceRecord`, the contract's record of them (every field
+  optional: older providers wrote fewer). Only resources of the instance type are validated: a checkpoint also
+  holds the stack, the provider and, in large fleets, megabytes of stack traces we skip.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from fleet.instance import INSTANCE_TYPE
+from fleet.instance import INSTANCE_TYPE, InstanceRecord
 
 STACK_TYPE = "pulumi:pulumi:Stack"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -62,36 +63,9 @@ class UpdateRecord(BaseModel):
     version: int = 0
 
 
-class InstanceProps(BaseModel):
-    """The `vastai:Instance` outputs the reports read (see fleet/instance.py), plus the Vast-clock fields.
-
-    `vast_*` fields are epoch seconds on Vast's clock (the server's `Date` header), which is what Vast bills by;
-    `local_seen_at` is the provider's own clock at the moment it saw `vast_seen_at`, so their difference maps
-    Pulumi's wall-clock timestamps onto Vast's clock. All optional: older providers did not write them.
-    """
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    team: str | None = None
-    gpu_name: str | None = None
-    num_gpus: int | None = None
-    disk_gb: float | None = None
-    state: str | None = None
-    status: str | None = None
-    label: str | None = None
-    instance_id: int | None = None
-    dph_total: float | None = None
-    storage_cost: float | None = None
-    start_date: float | None = None
-    vast_created_at: float | None = None
-    vast_state_since: float | None = None
-    vast_seen_at: float | None = None
-    local_seen_at: float | None = None
-
-    @classmethod
-    def without_secrets(cls, outputs: dict[str, Any]) -> dict[str, Any]:
-        """A secret (or any object where a scalar belongs) is unknown to a report: None, never a guess."""
-        return {k: None if isinstance(v, dict) and k in cls.model_fields else v for k, v in outputs.items()}
+def without_secrets(outputs: dict[str, Any]) -> dict[str, Any]:
+    """A secret (or any object where a scalar belongs) is unknown to a report: None, never a guess."""
+    return {k: None if isinstance(v, dict) and k in InstanceRecord.model_fields else v for k, v in outputs.items()}
 
 
 class InstanceResource(BaseModel):
@@ -105,7 +79,7 @@ class InstanceResource(BaseModel):
     created: datetime | None = None
     modified: datetime | None = None
     pending_delete: bool = Field(default=False, alias="delete")
-    outputs: InstanceProps = Field(default_factory=InstanceProps)
+    outputs: InstanceRecord = Field(default_factory=InstanceRecord)
 
     @property
     def name(self) -> str:
@@ -173,7 +147,7 @@ def parse_instance(resource: dict[str, Any]) -> InstanceResource:
         outputs = resource.get("outputs")
         if not isinstance(outputs, dict):
             raise
-        return InstanceResource.model_validate({**resource, "outputs": InstanceProps.without_secrets(outputs)})
+        return InstanceResource.model_validate({**resource, "outputs": without_secrets(outputs)})
 
 
 def parse_checkpoint(raw: Any, *, name: str,
@@ -217,7 +191,7 @@ def parse_deployment(latest: dict[str, Any], *, name: str,
         raise StateFormatError(f"{name} has an unexpected resource shape: {err}") from None
 
 
-_PROPS = tuple(InstanceProps.model_fields)
+_PROPS = tuple(InstanceRecord.model_fields)
 
 
 class CheckpointParser:

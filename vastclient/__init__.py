@@ -8,7 +8,7 @@ The one package that speaks HTTP to Vast (and the only one importing httpx). Eve
         instance_id = vast.create_instance(offers[0].id, image="pytorch/pytorch", disk_gb=20, label="team-a-1")
 """
 
-from vastclient.client import DEFAULT_BASE_URL, ChargeType, VastClient
+from vastclient.client import API_KEY_ENV, DEFAULT_BASE_URL, MISSING_KEY_HELP, URL_ENV, ChargeType, VastClient
 from vastclient.errors import (
     ApiError,
     AuthError,
@@ -33,13 +33,17 @@ from vastclient.models import (
     InstancePhase,
     Offer,
     User,
+    keep_one,
 )
 from vastclient.query import OfferQuery, OfferType
 
 __all__ = [
+    "API_KEY_ENV",
     "DEFAULT_BASE_URL",
     "FAILED_STATUSES",
+    "MISSING_KEY_HELP",
     "PENDING_STATUSES",
+    "URL_ENV",
     "ApiError",
     "AuthError",
     "Charge",
@@ -63,4 +67,5 @@ __all__ = [
     "User",
     "VastClient",
     "VastError",
+    "keep_one",
 ]

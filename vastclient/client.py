@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from fleet.stack_config import SET_KEY_COMMAND
 from vastclient._retry import Deadline, Failure, RetryPolicy
 from vastclient._transport import Transport
 from vastclient.errors import (
@@ -28,10 +29,10 @@ from vastclient.errors import (
     UnexpectedResponseError,
     VastError,
 )
-from vastclient.models import Charge, Instance, Offer, User
+from vastclient.models import Charge, Instance, Offer, User, keep_one
 from vastclient.query import OfferQuery
 
-__all__ = ["DEFAULT_BASE_URL", "ChargeType", "VastClient"]
+__all__ = ["API_KEY_ENV", "DEFAULT_BASE_URL", "MISSING_KEY_HELP", "URL_ENV", "ChargeType", "VastClient"]
 
 log = logging.getLogger("vastclient")
 
@@ -44,9 +45,14 @@ _MAX_PAGES = 10_000
 ChargeType = Literal["instance", "volume", "serverless"]
 M = TypeVar("M", bound=BaseModel)
 
+API_KEY_ENV = "VAST_API_KEY"
+"""Where the key is read from when not passed (the official CLI's name)."""
+URL_ENV = "VAST_URL"
+"""Where the base URL is read from when not passed (the official CLI's name)."""
+
 MISSING_KEY_HELP = (
-    "no Vast.ai API key: pass api_key=..., or set the VAST_API_KEY environment variable, "
-    "or for a stack run `pulumi config set --secret vastai:apiKey <key>`"
+    f"no Vast.ai API key: pass api_key=... or set the {API_KEY_ENV} environment variable; for a team stack, "
+    f"`{SET_KEY_COMMAND}` (it prompts; nothing lands in shell history)"
 )
 
 
@@ -80,7 +86,7 @@ class VastClient:
         wall_clock: Callable[[], float] = time.time,
         pace: bool = False,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("VAST_API_KEY", "")
+        key = api_key if api_key is not None else os.environ.get(API_KEY_ENV, "")
         key = key.strip()
         if not key:
             raise MissingApiKeyError(MISSING_KEY_HELP)
@@ -91,7 +97,7 @@ class VastClient:
                 f"timeout ({timeout} s) must not exceed deadline ({deadline} s): a create whose answer is "
                 "lost needs time left to check whether it happened"
             )
-        self._base_url = (base_url or os.environ.get("VAST_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self._base_url = (base_url or os.environ.get(URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
         self._deadline_s = float(deadline)
         try:
             retry = RetryPolicy(max_attempts=max_attempts, initial_backoff=initial_backoff, max_backoff=max_backoff)
@@ -293,16 +299,15 @@ class VastClient:
         if not found:
             log.info("no instance labelled %r: the rent of offer %d did not happen", label, offer_id)
             return None
-        newest = max(found, key=lambda i: i.id)
-        if len(found) > 1:
-            log.warning(
-                "several instances labelled %r (%s); taking the newest, %d",
-                label,
-                ", ".join(str(i.id) for i in found),
-                newest.id,
-            )
-        log.info("the rent of offer %d happened after all: instance %d (label %r)", offer_id, newest.id, label)
-        return newest.id
+        keep, extras = keep_one(found)
+        for extra in extras:
+            # One rent, one instance: a second one under the same label (the rent went through twice, e.g. a
+            # gateway that forwarded a retry) bills for nothing. Release it, and say so.
+            log.warning("instance %d also carries label %r (one rent, one instance): releasing it, keeping %d",
+                        extra.id, label, keep.id)
+            self._destroy(extra.id, deadline=deadline)
+        log.info("the rent of offer %d happened after all: instance %d (label %r)", offer_id, keep.id, label)
+        return keep.id
 
     def list_instances(
         self, *, labels: Iterable[str] | None = None, statuses: Iterable[str] | None = None,
@@ -384,9 +389,12 @@ class VastClient:
         normally. The wanted end state holds either way, a retried DELETE whose first answer was lost
         would otherwise fail on its own success, and Pulumi's delete must tolerate resources that
         vanished outside it. Other errors (auth, rate limits after retries) still raise."""
+        self._destroy(instance_id, deadline=self._deadline())
+
+    def _destroy(self, instance_id: int, *, deadline: Deadline) -> None:
         path = f"/api/v0/instances/{int(instance_id)}/"
         try:
-            self._t.call("DELETE", path, body={}, deadline=self._deadline())
+            self._t.call("DELETE", path, body={}, deadline=deadline)
         except NotFoundError:
             log.debug("destroy: instance %d is already gone", instance_id)
 

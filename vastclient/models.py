@@ -11,6 +11,7 @@ Money that is billed (charges, balances) is Decimal; market prices stay float, a
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -26,6 +27,7 @@ __all__ = [
     "InstancePhase",
     "Offer",
     "User",
+    "keep_one",
 ]
 
 
@@ -170,6 +172,19 @@ class Instance(_VastModel):
         if status in FAILED_STATUSES:
             return "failed"
         return "pending"
+
+
+_PHASE_ORDER: dict[InstancePhase, int] = {"running": 0, "pending": 1, "stopped": 2, "failed": 3}
+
+
+def keep_one(instances: Iterable[Instance]) -> tuple[Instance, list[Instance]]:
+    """Of several instances that each claim to be the one thing (one rent's label, one ownership tag): the one
+    to keep, and the rest, which only bill. The one furthest along is kept (running, then still starting, then
+    stopped; a dead one last), and the oldest of equals (it has been booting longest)."""
+    ordered = sorted(instances, key=lambda i: (_PHASE_ORDER[i.phase], i.id))
+    if not ordered:
+        raise ValueError("keep_one needs at least one instance")
+    return ordered[0], ordered[1:]
 
 
 class ChargeMetadata(_VastModel):

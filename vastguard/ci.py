@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import ensure, repo_root
+from fleet.stack_config import API_KEY_CONFIG
 from vastguard.engine_events import EventLogError, parse_events
 from vastguard.pulumi_cli import PulumiCLI
 from vastguard.summary import deploy_markdown, policy_audit_markdown, preview_markdown, to_json
@@ -141,8 +142,8 @@ def _set_key_command(args: argparse.Namespace) -> int:
     cli = _cli(Path(args.project_dir))
     if args.stack not in {s["name"] for s in cli.json("stack", "ls")}:
         cli.run("stack", "init", args.stack)
-    cli.set_secret("vastai:apiKey", key, stack=args.stack)
-    print(f"vastai:apiKey set (secret) for stack {args.stack}", file=sys.stderr)
+    cli.set_secret(API_KEY_CONFIG, key, stack=args.stack)
+    print(f"{API_KEY_CONFIG} set (secret) for stack {args.stack}", file=sys.stderr)
     return 0
 
 
@@ -248,7 +249,7 @@ def register(subparsers: Any) -> None:
     changed.set_defaults(func=_changed_command)
 
     for name, func, text in (
-            ("set-key", _set_key_command, f"store ${KEY_ENV} as the stack's secret vastai:apiKey"),
+            ("set-key", _set_key_command, f"store ${KEY_ENV} as the stack's secret {API_KEY_CONFIG}"),
             ("preview", _preview_command, "preview with the team's policy config; verdict and cost change"),
             ("audit", _audit_command, "the pack against the stack's current state (nightly); what no longer complies"),
             ("up", _up_command, "deploy with the team's policy config; job summary")):

@@ -28,6 +28,7 @@ import yaml
 
 from fleet.declaration import TEAM_NAME, FleetError, parse_fleet
 from fleet.gpus import allowed
+from fleet.stack_config import SET_KEY_COMMAND
 from policies.images import image_allowed
 from policies.names import RuleName
 from policies.teamfile import TEMPLATE, TeamFile, TeamFileError, check_files, parse_team_file
@@ -101,7 +102,7 @@ def _stack_yaml(name: str, team: TeamFile) -> str:
 #
 # Store the team's Vast.ai API key once, encrypted in this file (pulumi prompts; never put it in argv):
 #   pulumi stack init {name}
-#   pulumi config set --secret vastai:apiKey --stack {name}
+#   {SET_KEY_COMMAND} --stack {name}
 # Preview as CI does:
 #   pulumi preview --stack {name} --policy-pack policies --policy-pack-config policies/teams/{name}.json
 config:
@@ -188,7 +189,7 @@ def _add_command(args: argparse.Namespace) -> int:
         return 1
     print(f"added team {added.name}:\n  {added.stack_file}  (the team's fleet; commit it)\n"
           f"  {added.team_file}  (the team's limits; platform-owned)\n"
-          f"next: pulumi stack init {added.name} && pulumi config set --secret vastai:apiKey --stack {added.name}")
+          f"next: pulumi stack init {added.name} && {SET_KEY_COMMAND} --stack {added.name}")
     return 0
 
 

@@ -17,6 +17,8 @@ from typing import Any
 import yaml
 
 from engine import Engine, repo_root
+from fleet.stack_config import API_KEY_CONFIG, URL_CONFIG
+from vastclient import URL_ENV
 from vastguard.pulumi_cli import PulumiCLI
 
 POLICY_PACK = repo_root() / "policies"
@@ -47,7 +49,7 @@ class Workspace:
                 shutil.copyfile(stack_file, target)
         env = dict(extra_env or {})
         if vast_url:
-            env["VAST_URL"] = vast_url
+            env[URL_ENV] = vast_url
         return cls(root=root, cli=PulumiCLI.for_project(engine, root, state_dir=state_dir, extra_env=env))
 
     def stack_file(self, team: str) -> Path:
@@ -57,9 +59,9 @@ class Workspace:
         stacks = {s["name"] for s in self.cli.json("stack", "ls")}
         if team not in stacks:
             self.cli.run("stack", "init", team)
-        self.cli.set_secret("vastai:apiKey", api_key, stack=team)
+        self.cli.set_secret(API_KEY_CONFIG, api_key, stack=team)
         if vast_url:
-            self.cli.run("config", "set", "vastai:url", vast_url, stack=team)
+            self.cli.run("config", "set", URL_CONFIG, vast_url, stack=team)
 
     def fleet(self, team: str) -> dict[str, Any]:
         config = yaml.safe_load(self.stack_file(team).read_text())["config"]

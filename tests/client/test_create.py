@@ -19,12 +19,14 @@ from vastclient import (
     ApiError,
     AuthError,
     CreateOutcomeUnknownError,
+    Instance,
     InvalidRequestError,
     OfferUnavailableError,
     RateLimitedError,
     TransportError,
     UnexpectedResponseError,
     VastClient,
+    keep_one,
 )
 
 RENT = "PUT /api/v0/asks/42/"
@@ -264,13 +266,32 @@ def test_only_instances_really_carrying_the_label_count(script: Script, client: 
     assert rent(client) == 901
 
 
-def test_several_instances_with_the_label_take_the_newest(
+def test_several_instances_with_the_label_keep_one_and_release_the_rest(
     script: Script, client: VastClient, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """The rent went through more than once: one instance is kept (the one furthest along, else the oldest) and
+    the others, which would only bill, are destroyed, with a warning naming each."""
+    rows = [{"id": 700, "label": LABEL, "actual_status": "loading", "start_date": 1.8e9, "extra_env": []},
+            {"id": 781, "label": LABEL, "actual_status": "running", "start_date": 1.8e9, "extra_env": []},
+            {"id": 650, "label": LABEL, "actual_status": "loading", "start_date": 1.8e9, "extra_env": []}]
     script.on(RENT, httpx.ReadTimeout("lost"))
-    script.on(LIST, listing(700, 781, 650))
+    script.on(LIST, json_reply(200, {"success": True, "next_token": None, "instances": rows}))
+    script.on("DELETE /api/v0/instances/650/", json_reply(200, {"success": True}))
+    script.on("DELETE /api/v0/instances/700/", json_reply(200, {"success": True}))
     assert rent(client) == 781
-    assert "several instances labelled" in caplog.text
+    assert len(script.calls("DELETE /api/v0/instances/650/")) == len(script.calls("DELETE /api/v0/instances/700/")) == 1
+    assert "instance 650 also carries label" in caplog.text and "keeping 781" in caplog.text
+    assert "instance 700 also carries label" in caplog.text
+
+
+def test_keep_one_prefers_the_instance_furthest_along_then_the_oldest() -> None:
+    def row(id_: int, status: str | None) -> Instance:
+        return Instance(id=id_, actual_status=status)
+
+    keep, rest = keep_one([row(5, "exited"), row(9, "loading"), row(7, None), row(8, "stopped")])
+    assert (keep.id, [i.id for i in rest]) == (7, [9, 8, 5])
+    with pytest.raises(ValueError, match="at least one"):
+        keep_one([])
 
 
 def test_check_failing_means_outcome_unknown(script: Script, client: VastClient) -> None:

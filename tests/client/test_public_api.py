@@ -11,12 +11,12 @@ import vastclient
 from vastclient import errors
 
 EXPECTED = {
-    "DEFAULT_BASE_URL", "FAILED_STATUSES", "PENDING_STATUSES",
+    "API_KEY_ENV", "DEFAULT_BASE_URL", "MISSING_KEY_HELP", "URL_ENV", "FAILED_STATUSES", "PENDING_STATUSES",
     "ApiError", "AuthError", "Charge", "ChargeItem", "ChargeMetadata", "ChargeType",
     "CreateOutcomeUnknownError", "Instance", "InstancePhase", "InvalidRequestError", "MissingApiKeyError",
     "NotFoundError", "Offer", "OfferQuery", "OfferType", "OfferUnavailableError", "QuotaExceededError",
     "RateLimitedError", "TransportError", "UnexpectedResponseError", "User",
-    "VastClient", "VastError",
+    "VastClient", "VastError", "keep_one",
 }  # fmt: skip
 
 ROOT = Path(__file__).resolve().parents[2]

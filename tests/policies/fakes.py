@@ -7,7 +7,7 @@ unknown-checking proxy, and each rule's config reconciled from a real team file 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -21,6 +21,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UNKNOWN_NUMBER_VALUE, UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
+from fleet.costs import Cost, CostBasis, fleet_cost
 from fleet.instance import INSTANCE_TYPE, InstanceInputs, InstanceOutputs, Quote
 from policies.config import config_schema
 from policies.names import RuleName
@@ -47,6 +48,7 @@ def inputs(team: str = "ml-engineering", **overrides: Any) -> dict[str, Any]:
     base = InstanceInputs(
         team=team, gpu_name="RTX 4090", num_gpus=1, image="pytorch/pytorch:2.4.0-cuda12.1-cudnn9-runtime",
         disk_gb=32, max_dph=0.5, label=f"{team}/train-0", quote=Quote.model_validate(quote()),
+        ownership_tag=f"vg:{team}/train-0",
     ).model_dump(mode="json")
     base.update(overrides)
     return base
@@ -56,10 +58,19 @@ def outputs(team: str = "ml-engineering", *, dph_total: float = 0.40, **override
     """The outputs of an instance Vast already rents (instance_id and actual dph_total set)."""
     props = inputs(team)
     props.update(instance_id=9001, offer_id=4242, dph_total=dph_total, storage_cost=0.10, status="running",
-                 ownership_label=f"vastguard/{team}/train-0")
+                 vast_label=f"{team}/train-0 [vg:{team}/train-0#0123abcd]")
     InstanceOutputs.model_validate(props)
     props.update(overrides)
     return props
+
+
+def contract_cost(instances: Iterable[Mapping[str, Any]]) -> Cost:
+    """`fleet.costs` on the typed contract (outputs when rented, inputs otherwise): what the pack must agree with."""
+    typed = [InstanceOutputs.model_validate(p) if p.get("instance_id") is not None else InstanceInputs.model_validate(
+        {k: v for k, v in p.items() if k in InstanceInputs.model_fields}) for p in instances]
+    cost = fleet_cost(CostBasis.of(t) for t in typed).known
+    assert cost is not None
+    return cost
 
 
 def block(team: str | None, rule: RuleName, **changes: Any) -> dict[str, Any]:

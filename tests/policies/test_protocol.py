@@ -7,11 +7,10 @@ from typing import Any
 
 import pytest
 
-from fleet.costs import fleet_cost
 from policies.names import RuleName
 from policies.report import dollars, pattern
 from policies.rules import RULES
-from tests.policies.fakes import UNKNOWN_NUMBER, UNKNOWN_STRING, inputs, outputs, quote
+from tests.policies.fakes import UNKNOWN_NUMBER, UNKNOWN_STRING, contract_cost, inputs, outputs, quote
 from tests.policies.harness import AnalyzerProcess, Diagnostic, Resource, advisory, mandatory, team_file
 
 StartPack = Callable[[str], AnalyzerProcess]
@@ -121,7 +120,7 @@ def test_budget_from_quotes_and_actuals_equals_fleet_costs(pack_for: StartPack) 
              outputs("data-science", dph_total=0.21, max_dph=0.3)]
     resources = [Resource(f"nb-{i}", p, "data-science") for i, p in enumerate(props)]
     diags = by_policy(pack.analyze_stack(resources))
-    expected = dollars(fleet_cost(props).daily)  # (0.29 + 0.21) x 24 = $12.00 > $10
+    expected = dollars(contract_cost(props).daily)  # (0.29 + 0.21) x 24 = $12.00 > $10
     assert expected == "$12.00"
     assert [d.level for d in diags["vast-daily-budget"]] == ["mandatory"]
     assert pattern(RuleName.DAILY_BUDGET, "over", value=expected, limit="$10.00").search(

@@ -180,7 +180,7 @@ def test_unknown_verified_flag_is_worst_case_unverified() -> None:
 
 @pytest.mark.parametrize("image", [
     "pytorch/pytorch:2.4.0-cuda12.1-cudnn9-runtime",
-    "docker.io/pytorch/pytorch@sha256:0123abcd",
+    "docker.io/pytorch/pytorch@sha256:" + "0123abcd" * 8,
     "nvcr.io/nvidia/pytorch:24.01-py3",
     "vastai/base-image:cuda-12.1",
 ])

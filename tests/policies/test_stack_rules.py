@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleet.costs import fleet_cost
 from policies import rules
 from policies.instances import InstanceView, estimate_fleet
 from policies.names import RuleName
@@ -21,6 +20,7 @@ from tests.policies.fakes import (
     UNKNOWN_STRING,
     block,
     collect,
+    contract_cost,
     inputs,
     messages,
     outputs,
@@ -197,7 +197,7 @@ def test_pack_daily_estimate_equals_fleet_costs_for_a_mixed_stack() -> None:
         "old-0": outputs(dph_total=0.52),
         "old-stopped": outputs(dph_total=0.52, state="stopped", disk_gb=100),
     }
-    expected = fleet_cost(instances.values())
+    expected = contract_cost(instances.values())
     assert estimate_fleet(views(instances)).cost == expected
     found = run(RuleName.DAILY_BUDGET, instances, daily_budget=0)
     assert pattern(RuleName.DAILY_BUDGET, "over", value=dollars(expected.daily)).search(found[0])
@@ -223,7 +223,7 @@ def test_pack_estimate_equals_fleet_costs_for_any_known_stack(specs: list[dict[s
     for i, spec in enumerate(specs):
         existing = spec.pop("existing")
         instances[f"i-{i}"] = outputs(dph_total=existing, **spec) if existing is not None else inputs(**spec)
-    assert estimate_fleet(views(instances)).cost == fleet_cost(instances.values())
+    assert estimate_fleet(views(instances)).cost == contract_cost(instances.values())
 
 
 @pytest.mark.parametrize("rule", [r.name for r in rules.RULES if r.stack is not None])

@@ -15,7 +15,7 @@ import pytest
 from emulator import EmulatorServer
 from emulator.bodies import ForceStateBody
 from emulator.testing import EmulatorAccount
-from fleet.instance import InstanceSpec
+from fleet.instance import InstanceOutputs, InstanceSpec
 from providers import provisioning
 from providers.settings import ProviderSettings
 from providers.vast_instance import VastInstanceProvider
@@ -81,6 +81,8 @@ def test_create_read_update_delete(provider: tuple[VastInstanceProvider, Emulato
     outs = created.outs
     assert outs is not None
     assert outs["status"] == "running"
+    # Every result is the contract, exactly: the pack's stack rules and the reports read these keys.
+    assert InstanceOutputs.model_validate(outs).model_dump(mode="json") == outs
     assert str(provisioning.tag_of(outs["vast_label"])).startswith("vg:data-science/notebook-0#")
     instance_id = int(created.id)
 
@@ -88,10 +90,12 @@ def test_create_read_update_delete(provider: tuple[VastInstanceProvider, Emulato
     assert read.id == created.id
     assert read.outs is not None
     assert read.outs["state"] == "running"
+    assert InstanceOutputs.model_validate(read.outs).model_dump(mode="json") == read.outs
 
     stopped = p.update(created.id, outs, {**outs, "state": "stopped", "label": "parked"})
     assert stopped.outs is not None
     assert stopped.outs["status"] == "stopped"
+    assert InstanceOutputs.model_validate(stopped.outs).model_dump(mode="json") == stopped.outs
     assert stopped.outs["vast_label"].startswith("parked [vg:data-science/notebook-0#")
 
     assert p.diff(created.id, outs, {**outs, "state": "stopped"}).replaces == []

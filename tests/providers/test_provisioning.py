@@ -105,7 +105,7 @@ def session(market: ScriptedMarket, clock: FakeClock | None = None) -> Session:
 
 
 def rent_on(market: ScriptedMarket, spec: InstanceSpec, *, timeout: float = 60,
-            times: provisioning.VastTimes | None = None) -> tuple[Instance, Quote]:
+            times: provisioning.VastTimes | None = None) -> tuple[Instance, Quote | None]:
     """One create in a new provider process, its waiter and instance board on one fake clock."""
     clock = FakeClock()
     return rent(session(market, clock), spec, KNOWN, tag=TAG, times=times,
@@ -134,7 +134,7 @@ def test_labels_carry_the_ownership_tag() -> None:
 def test_rents_the_cheapest_offer_and_waits_for_running() -> None:
     market = ScriptedMarket([offer(1, 10, 0.45), offer(2, 11, 0.30), offer(3, 12, 0.40)])
     inst, quote = rent_on(market, spec())
-    assert quote.offer_id == 2
+    assert quote is not None and quote.offer_id == 2
     assert inst.actual_status == "running"
     assert tag_of(inst.label) == TAG
     assert len(market.instances) == 1
@@ -143,14 +143,14 @@ def test_rents_the_cheapest_offer_and_waits_for_running() -> None:
 def test_offer_taken_meanwhile_tries_the_next() -> None:
     market = ScriptedMarket([offer(1, 10, 0.30), offer(2, 11, 0.35)], taken={1})
     _, quote = rent_on(market, spec())
-    assert quote.offer_id == 2
+    assert quote is not None and quote.offer_id == 2
     assert len(market.instances) == 1
 
 
 def test_instance_that_exits_is_destroyed_and_another_machine_used() -> None:
     market = ScriptedMarket([offer(1, 10, 0.30), offer(2, 11, 0.35)], lifecycles={10: ["loading", "exited"]})
     inst, quote = rent_on(market, spec())
-    assert quote.offer_id == 2
+    assert quote is not None and quote.offer_id == 2
     assert market.destroyed == [101]
     assert list(market.instances) == [inst.id]
 
@@ -166,9 +166,30 @@ def test_stuck_loading_hits_the_deadline_and_leaves_nothing_rented() -> None:
 def test_interrupted_create_is_adopted_not_rented_twice() -> None:
     market = ScriptedMarket([offer(1, 10, 0.30), offer(2, 11, 0.35)])
     first, _ = rent_on(market, spec(label="box"))
-    again, _ = rent_on(market, spec(label="renamed"))
+    again, quote = rent_on(market, spec(label="renamed"))
     assert again.id == first.id
+    assert quote is None  # its offer is gone from the market: the outputs keep check's quote and its own $/h
     assert len(market.instances) == 1
+
+
+def test_several_instances_carrying_the_tag_adopt_one_and_release_the_rest() -> None:
+    """Each extra instance under one ownership tag bills and is in no state: keep the one furthest along (the
+    oldest of equals), release the others, and say so."""
+    market = ScriptedMarket([offer(1, 10, 0.30), offer(2, 11, 0.35), offer(3, 12, 0.40)],
+                            lifecycles={11: ["loading"]})
+    first, _ = rent_on(market, spec(label="box"))
+    label = str(first.label)
+    for extra, (offer_id, machine) in ((150, (2, 11)), (90, (3, 10))):  # a booting copy, and an older one
+        market.instances[extra] = {"offer": offer_id, "machine": machine, "label": label, "reads": 1, "dph": 0.3}
+    said: list[str] = []
+    clock = FakeClock()
+    again, _ = rent(session(market, clock), spec(label="box"), KNOWN, tag=TAG, log=said.append,
+                    waiter=Waiter(timeout=60, clock=clock, sleep=clock.sleep))
+    assert again.id == 90  # running, and older than the first create's 101
+    assert sorted(market.destroyed) == [101, 150] and list(market.instances) == [90]
+    assert [m for m in said if "also carries ownership tag" in m] == [
+        f"instance {i} also carries ownership tag {TAG}: releasing it (keeping 90; one instance per tag)"
+        for i in (101, 150)]
 
 
 def test_rent_records_vast_times_of_the_rent_and_of_reaching_running() -> None:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from fleet.instance import InstanceRecord
 from reports.fold import VastClock, fold_stack
 from reports.models import StackFold
 from reports.pulumi_state import (
     HistoryEntry,
-    InstanceProps,
     InstanceResource,
     Snapshot,
     UpdateRecord,
@@ -196,7 +196,7 @@ def test_provisioning_is_billed_as_storage_until_the_recorded_state(tmp_path: Pa
 
 
 def test_team_comes_from_the_instance_then_the_stack() -> None:
-    props = InstanceProps(instance_id=1, state="running", dph_total=1.0, start_date=utc(2026, 11, 1).timestamp())
+    props = InstanceRecord(instance_id=1, state="running", dph_total=1.0, start_date=utc(2026, 11, 1).timestamp())
     res = InstanceResource(urn="urn:pulumi:s::p::pulumi-python:dynamic/vastai:Instance::a", id="1", outputs=props)
     result = fold_stack("p", "s", [_entry(1, (res,), start_day=1)])
     assert result.team == "t" and result.timelines[0].team == "t"
