@@ -25,7 +25,6 @@ wall-clock times (deletes) onto Vast's clock.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
 import threading
@@ -53,7 +52,7 @@ from providers.explain import explain, stack_of
 from providers.host import engine_address, exit_with_engine, widen_worker_pool
 from providers.settings import ProviderSettings, settings_from
 from vastclient import Instance as VastInstance
-from vastclient import NotFoundError, VastClient, VastError
+from vastclient import VastClient, VastError
 
 log = logging.getLogger("vastguard.provider")
 
@@ -255,9 +254,9 @@ class VastInstanceProvider(ResourceProvider):
         return UpdateResult(outs=outs)
 
     def delete(self, id_: str, _props: dict[str, Any]) -> None:
-        # Already gone is the desired end state.
-        with contextlib.suppress(NotFoundError):
-            self._market().client.destroy(int(id_))
+        # Already gone is the desired end state, and `destroy` says so only on Vast's own `no_such_instance`:
+        # a 404 from anything in front of Vast fails the delete, and the instance stays in the state.
+        self._market().client.destroy(int(id_))
 
 
 _PROVIDER_LOCK = threading.Lock()

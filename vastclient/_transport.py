@@ -36,6 +36,7 @@ from vastclient._retry import RETRYABLE_STATUSES, Deadline, Failure, RetryPolicy
 from vastclient.errors import (
     ApiError,
     AuthError,
+    NoSuchInstanceError,
     NotFoundError,
     OfferUnavailableError,
     QuotaExceededError,
@@ -288,7 +289,9 @@ class Transport:
         # Vast reports a taken offer as 404 invalid_args "error 404/3603: no_such_ask", or 410 no_such_ask.
         if status == 410 or "no_such_ask" in mentions:
             return OfferUnavailableError(message, **kwargs)
-        if status == 404 or code == "no_such_instance":
+        if code == "no_such_instance":
+            return NoSuchInstanceError(message, **kwargs)
+        if status == 404:
             return NotFoundError(message, **kwargs)
         return ApiError(message, **kwargs)
 

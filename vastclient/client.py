@@ -24,7 +24,7 @@ from vastclient.errors import (
     CreateOutcomeUnknownError,
     InvalidRequestError,
     MissingApiKeyError,
-    NotFoundError,
+    NoSuchInstanceError,
     OfferUnavailableError,
     UnexpectedResponseError,
     VastError,
@@ -357,11 +357,13 @@ class VastClient:
         ]
 
     def get_instance(self, instance_id: int) -> Instance | None:
-        """One instance, or None when Vast does not know it (destroyed, or never yours)."""
+        """One instance, or None when Vast says it does not know it (destroyed, or never yours): its answer is
+        `{"instances": null}`, or a `no_such_instance` error. Any other 404 raises `NotFoundError`: it is not
+        Vast saying the instance is gone."""
         path = f"/api/v0/instances/{int(instance_id)}/"
         try:
             data = self._t.call("GET", path, query={"owner": "me"}, deadline=self._deadline())
-        except NotFoundError:
+        except NoSuchInstanceError:
             return None
         row = _field(data, "instances", f"GET {path}")
         if row is None:
@@ -385,17 +387,18 @@ class VastClient:
     def destroy(self, instance_id: int) -> None:
         """Destroy an instance (irreversible; its disk is deleted).
 
-        Idempotent: destroying an instance that is already gone (404 / `no_such_instance`) returns
-        normally. The wanted end state holds either way, a retried DELETE whose first answer was lost
-        would otherwise fail on its own success, and Pulumi's delete must tolerate resources that
-        vanished outside it. Other errors (auth, rate limits after retries) still raise."""
+        Idempotent: destroying an instance that Vast says is already gone (`no_such_instance`) returns
+        normally. The wanted end state holds either way, a retried DELETE whose first answer was lost would
+        otherwise fail on its own success, and Pulumi's delete must tolerate resources that vanished outside
+        it. Any other 404 (a proxy's, a gateway's) raises, since the instance may still bill; so do other
+        errors (auth, rate limits after retries)."""
         self._destroy(instance_id, deadline=self._deadline())
 
     def _destroy(self, instance_id: int, *, deadline: Deadline) -> None:
         path = f"/api/v0/instances/{int(instance_id)}/"
         try:
             self._t.call("DELETE", path, body={}, deadline=deadline)
-        except NotFoundError:
+        except NoSuchInstanceError:
             log.debug("destroy: instance %d is already gone", instance_id)
 
     # -- account -----------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
     ├── InvalidRequestError         (also a ValueError) we refused to send it: a label over 256 chars, ...
     ├── AuthError                   401 / 403: the key is wrong, revoked, or lacks the permission
     │   └── MissingApiKeyError      no key configured at all; nothing was sent
-    ├── NotFoundError               404: no such instance (destroy treats this as "already gone")
+    ├── NotFoundError               404 (from Vast, or from a proxy or gateway in front of it)
+    │   ├── NoSuchInstanceError     404 no_such_instance: Vast's own word that it does not exist
     │   └── OfferUnavailableError   404 no_such_ask / 410: someone else rented the offer first
     ├── RateLimitedError            429 still there when retries or the deadline ran out; .retry_after
     │   └── QuotaExceededError      429 search_quota_exceeded: a daily quota, never retried
@@ -39,6 +40,7 @@ __all__ = [
     "CreateOutcomeUnknownError",
     "InvalidRequestError",
     "MissingApiKeyError",
+    "NoSuchInstanceError",
     "NotFoundError",
     "OfferUnavailableError",
     "QuotaExceededError",
@@ -125,7 +127,13 @@ class MissingApiKeyError(AuthError):
 
 
 class NotFoundError(VastError):
-    """404 on an instance or other object (`no_such_instance`)."""
+    """404. On its own it proves nothing about an instance: a proxy, a gateway or a wrong base URL answers 404
+    too, and taking that for "gone" would drop a paid instance from the state."""
+
+
+class NoSuchInstanceError(NotFoundError):
+    """Vast's own answer that the instance does not exist (`no_such_instance`): the one 404 that means gone
+    (`destroy` counts it as done, `get_instance` as None)."""
 
 
 class OfferUnavailableError(NotFoundError):

@@ -360,7 +360,7 @@ def test_no_key_in_logs_or_errors(harness: Harness, caplog: pytest.LogCaptureFix
             with pytest.raises(VastError) as caught:
                 call()
             errors.append(caught.value)
-    assert [type(e).__name__ for e in errors] == ["TransportError", "NotFoundError", "AuthError"]
+    assert [type(e).__name__ for e in errors] == ["TransportError", "NoSuchInstanceError", "AuthError"]
     assert key not in caplog.text
     assert any(r.name.startswith("httpx") for r in caplog.records), "httpx's own logs were captured too"
     for error in errors:

@@ -16,6 +16,7 @@ from vastclient import (
     AuthError,
     InvalidRequestError,
     MissingApiKeyError,
+    NoSuchInstanceError,
     NotFoundError,
     OfferQuery,
     TransportError,
@@ -237,12 +238,26 @@ def test_destroy(script: Script, client: VastClient) -> None:
     [
         json_reply(404, {"success": False, "error": "no_such_instance", "msg": "gone"}),
         json_reply(200, {"success": False, "error": "no_such_instance", "msg": "gone"}),
-        text_reply(404, "Not Found"),
     ],
 )
 def test_destroying_a_destroyed_instance_is_fine(script: Script, client: VastClient, reply: httpx.Response) -> None:
     script.on("DELETE /api/v0/instances/9/", reply)
     client.destroy(9)
+
+
+@pytest.mark.parametrize("reply", [text_reply(404, "<html>Not Found</html>"),
+                                   json_reply(404, {"error": "not_found", "msg": "no route"})])
+def test_a_404_that_is_not_vasts_no_such_instance_means_nothing(
+        script: Script, client: VastClient, reply: httpx.Response) -> None:
+    """A gateway's or a wrong base URL's 404: the instance may be there and billing, so neither destroy nor show
+    may report it gone."""
+    script.on("DELETE /api/v0/instances/9/", reply)
+    script.on("GET /api/v0/instances/9/", reply)
+    with pytest.raises(NotFoundError) as destroyed:
+        client.destroy(9)
+    assert not isinstance(destroyed.value, NoSuchInstanceError)
+    with pytest.raises(NotFoundError):
+        client.get_instance(9)
 
 
 def test_destroy_whose_answer_was_lost_is_fine(script: Script, client: VastClient) -> None:

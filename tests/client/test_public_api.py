@@ -14,7 +14,8 @@ EXPECTED = {
     "API_KEY_ENV", "DEFAULT_BASE_URL", "MISSING_KEY_HELP", "URL_ENV", "FAILED_STATUSES", "PENDING_STATUSES",
     "ApiError", "AuthError", "Charge", "ChargeItem", "ChargeMetadata", "ChargeType",
     "CreateOutcomeUnknownError", "Instance", "InstancePhase", "InvalidRequestError", "MissingApiKeyError",
-    "NotFoundError", "Offer", "OfferQuery", "OfferType", "OfferUnavailableError", "QuotaExceededError",
+    "NoSuchInstanceError", "NotFoundError", "Offer", "OfferQuery", "OfferType", "OfferUnavailableError",
+    "QuotaExceededError",
     "RateLimitedError", "TransportError", "UnexpectedResponseError", "User",
     "VastClient", "VastError", "keep_one",
 }  # fmt: skip

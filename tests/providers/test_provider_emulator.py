@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 
 from emulator import EmulatorServer
-from emulator.bodies import ForceStateBody
+from emulator.bodies import FaultBody, ForceStateBody
 from emulator.testing import EmulatorAccount
 from fleet.instance import InstanceOutputs, InstanceSpec
 from providers import provisioning
 from providers.settings import ProviderSettings
 from providers.vast_instance import VastInstanceProvider
+from vastclient import VastError
 
 
 @pytest.fixture
@@ -163,3 +164,31 @@ def test_an_instance_that_died_after_running_reads_as_not_running_so_up_starts_i
     started = p.update(iid, read, {**outs, "state": "running"}).outs
     assert started is not None
     assert started["status"] == "running"
+
+
+def test_refresh_drops_an_instance_only_on_vasts_own_word_that_it_is_gone(
+        provider: tuple[VastInstanceProvider, EmulatorAccount], emulator: EmulatorServer) -> None:
+    """A listing that misses the instance (Vast's listings lag and page) is checked with Vast's own `show`; a
+    gateway's 404 fails the refresh instead of dropping a paid instance from the state; only Vast saying it
+    does not exist (and the listing agreeing) means gone."""
+    p, _ = provider
+    outs = p.create(p.check({}, props()).inputs).outs
+    assert outs is not None
+    iid = str(outs["instance_id"])
+    emulator.market.faults.add(FaultBody(operation="list", status=200, count=1,
+                                         body={"success": True, "instances": [], "next_token": None}))
+    read = p.read(iid, outs)
+    assert read.id == iid and read.outs is not None and read.outs["status"] == "running"
+
+    for operation in ("list", "show"):
+        emulator.market.faults.add(FaultBody(operation=operation, status=404, count=1, body="<html>Not Found</html>"))
+    emulator.market.faults.add(FaultBody(operation="list", status=200, count=1,
+                                         body={"success": True, "instances": [], "next_token": None}))
+    with pytest.raises(VastError, match="404"):
+        p.read(iid, outs)  # the listing's 404, past the client (404 is not retried)
+    with pytest.raises(VastError, match="404"):
+        p.read(iid, outs)  # the listing misses it, and show answers a gateway's 404
+    assert p.read(iid, outs).id == iid
+
+    p.delete(iid, outs)
+    assert p.read(iid, outs).id == ""
