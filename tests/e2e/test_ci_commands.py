@@ -21,6 +21,8 @@ from vastguard.workspace import Workspace, team_policy_config
 
 pytestmark = pytest.mark.engine
 
+pytestmark = pytest.mark.engine
+
 TEAM = "data-science"
 SCHEMA = json.loads((repo_root() / "vastguard" / "schemas" / "ci-report.schema.json").read_text())
 

@@ -7,11 +7,15 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from engine import PULUMI_VERSION, Engine
 from engine.build import reported_version
 from providers.probe import fingerprint
 from tests.e2e.conftest import VENV, write_project
 from vastguard.pulumi_cli import PulumiCLI
+
+pytestmark = pytest.mark.engine
 
 PROBE_PROGRAM = textwrap.dedent(
     """

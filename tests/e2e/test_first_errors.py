@@ -38,6 +38,7 @@ def closed_port() -> int:
     return port  # closed again: nothing listens there
 
 
+@pytest.mark.engine
 def test_emulator_not_running_and_vast_unreachable(team_env: Callable[[str], TeamEnv]) -> None:
     env = team_env(TEAM)
     url = f"http://127.0.0.1:{closed_port()}"
@@ -54,6 +55,7 @@ def test_emulator_not_running_and_vast_unreachable(team_env: Callable[[str], Tea
     assert f"pulumi config set vastai:url https://console.vast.ai --stack {TEAM}" in text
 
 
+@pytest.mark.engine
 def test_wrong_or_missing_key(team_env: Callable[[str], TeamEnv]) -> None:
     env = team_env(TEAM)
     env.ws.cli.set_secret("vastai:apiKey", "not-the-teams-key", stack=TEAM)
@@ -69,6 +71,7 @@ def test_wrong_or_missing_key(team_env: Callable[[str], TeamEnv]) -> None:
     assert "pulumi config set --secret vastai:apiKey" in text
 
 
+@pytest.mark.engine
 def test_typos_in_a_stacks_fleet(team_env: Callable[[str], TeamEnv]) -> None:
     env = team_env(TEAM)
     fleet = env.ws.fleet(TEAM)

@@ -8,7 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.e2e.conftest import TeamEnv
+
+pytestmark = pytest.mark.engine
 
 ONE_NOTEBOOK: dict[str, Any] = {
     "notebook": {"gpu": "RTX_3090", "count": 2, "image": "jupyter/pytorch-notebook:latest", "disk_gb": 32,

@@ -23,6 +23,8 @@ from policies.names import RuleName
 from policies.report import pattern
 from vastguard.workspace import Workspace, team_policy_config
 
+pytestmark = pytest.mark.engine
+
 TEAMS = ("ml-research", "ml-engineering", "data-science")
 
 

@@ -22,6 +22,8 @@ from emulator import EmulatorServer
 from engine import Engine, repo_root
 from vastguard.workspace import Workspace
 
+pytestmark = pytest.mark.engine
+
 TEAM = "data-science"
 BUCKET = "vastguard-state"
 # moto accepts any credentials; these are test-only values, never real ones.
