@@ -3,18 +3,21 @@
 Order: a `pulumi` on PATH whose version is the pinned one (with its language host and dynamic-provider plugin
 next to it); else a previous build in the cache (keyed by version and by the hash of the Go sources that define
 it, so a second setup takes milliseconds); else `go build` of engine/go into that cache. Builds land in a
-temporary directory and are renamed into place, so an interrupted build never leaves a half-filled cache entry.
+temporary directory and are renamed into place, so an interrupted build never leaves a half-filled cache entry,
+and one build runs at a time per cache (a file lock), so concurrent setups share the first one's build.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -142,12 +145,33 @@ def build(dest: Path, *, go: str, version: str = PULUMI_VERSION, log: Callable[[
         staging.rename(dest)
 
 
+@contextmanager
+def _build_lock(cache: Path) -> Iterator[None]:
+    """One build of the engine at a time per cache: two `./dev setup` at once on a fresh machine (two CI jobs on
+    one runner) would otherwise both build for minutes, and the second's rename into place would fail with
+    `Directory not empty` on the first's finished entry. The second waits, then finds that entry complete."""
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def ensure(*, log: Callable[[str], None] = print, use_path: bool = True) -> Engine:
     if use_path and (engine := from_path()):
         return engine
     bin_dir = cache_root() / "engine" / build_key() / "bin"
     if _complete(bin_dir):
         return Engine(bin_dir, PULUMI_VERSION, "cache")
+    with _build_lock(cache_root() / "engine"):
+        if _complete(bin_dir):  # built by another setup while this one waited
+            return Engine(bin_dir, PULUMI_VERSION, "cache")
+        return _build_into(bin_dir, log)
+
+
+def _build_into(bin_dir: Path, log: Callable[[str], None]) -> Engine:
     go = shutil.which("go")
     if go is None:
         raise EngineError(_missing_toolchain_message("no matching `pulumi` on PATH and `go` is not installed"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -85,3 +87,42 @@ def test_project_env_defaults_and_user_choices(tmp_path: Path) -> None:
     mine = project_env(engine, base={"PULUMI_BACKEND_URL": "s3://bucket", "PULUMI_CONFIG_PASSPHRASE_FILE": "/p"})
     assert mine["PULUMI_BACKEND_URL"] == "s3://bucket"
     assert "PULUMI_CONFIG_PASSPHRASE" not in mine
+
+
+FAKE_GO = """#!/bin/sh
+# A stand-in for `go` that builds in a second: what engine/build.py runs, and a count of the builds.
+case "$1" in
+  env) echo go1.25.0 ;;
+  list) echo "$FAKE_SDK" ;;
+  build)
+    while [ "$1" != "-o" ]; do shift; done
+    echo build >> "$FAKE_GO_LOG"
+    sleep 1
+    printf '#!/bin/sh\\necho v%s\\n' "$FAKE_VERSION" > "$2"
+    chmod +x "$2" ;;
+esac
+"""
+
+
+def test_two_setups_at_once_share_one_build(isolated: Path) -> None:
+    """Two `./dev setup` at once on a fresh machine (two CI jobs on one runner): one builds, the other waits and
+    uses that build, instead of building too and failing with `Directory not empty` when it renames it in."""
+    sdk = isolated / "sdk"
+    for rel in ("python/dist/pulumi-resource-pulumi-python", "python/cmd/pulumi-language-python-exec"):
+        (sdk / rel).parent.mkdir(parents=True, exist_ok=True)
+        (sdk / rel).write_text("#!/bin/sh\n")
+    tools = isolated / "tools"
+    tools.mkdir()
+    (tools / "go").write_text(FAKE_GO)
+    (tools / "go").chmod(0o755)
+    env = {"PATH": f"{tools}:/usr/bin:/bin", "VASTGUARD_CACHE_DIR": str(isolated / "cache"),
+           "FAKE_SDK": str(sdk), "FAKE_GO_LOG": str(isolated / "builds.log"), "FAKE_VERSION": PULUMI_VERSION,
+           "HOME": str(isolated)}
+    setups = [subprocess.Popen([sys.executable, "-m", "engine", "ensure"], cwd=ROOT, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outputs = [proc.communicate(timeout=120) for proc in setups]
+    assert [proc.returncode for proc in setups] == [0, 0], outputs
+    said = sorted(out + err for out, err in outputs)
+    assert any("(built)" in text for text in said) and any("(cache)" in text for text in said), said
+    # two binaries of one build (pulumi, the language host), not two builds
+    assert (isolated / "builds.log").read_text().count("build") == 2
