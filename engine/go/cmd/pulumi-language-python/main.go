@@ -16,6 +16,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -38,6 +39,43 @@ import (
 // The Python shim exits with this code after printing an error the user can act on; the engine must not add
 // its own "program exited" noise on top.
 const exitAfterUserMessage = 32
+
+// How the host notices that its engine died without saying so (SIGKILL, a CI job's timeout): Pulumi's own
+// language hosts health-check the engine every 5 minutes, so a killed `pulumi up` left this process (reparented)
+// running for minutes after the run. Like the dynamic provider host (providers/host.py): a TCP connect to the
+// engine's gRPC port every interval, and gone after this many refusals in a row.
+const (
+	engineWatchInterval = time.Second
+	engineWatchMisses   = 2
+	stopGrace           = 10 * time.Second
+)
+
+// watchEngine calls cancel once the engine at addr stops accepting connections.
+func watchEngine(ctx context.Context, addr string, interval time.Duration, misses int, cancel context.CancelFunc) {
+	go func() {
+		ticker := time.NewTicker(interval)
+		defer ticker.Stop()
+		missed := 0
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ticker.C:
+			}
+			conn, err := net.DialTimeout("tcp", addr, interval)
+			if err == nil {
+				_ = conn.Close()
+				missed = 0
+				continue
+			}
+			missed++
+			if missed >= misses {
+				cancel()
+				return
+			}
+		}
+	}()
+}
 
 type host struct {
 	pulumirpc.UnimplementedLanguageRuntimeServer
@@ -75,11 +113,12 @@ func main() {
 	go func() {
 		<-ctx.Done()
 		close(stop)
+		// The graceful stop waits for the RPCs in flight, which end once their engine connection is gone
+		// (the program is interrupted, the policy pack killed); should one hang, the host still goes.
+		time.AfterFunc(stopGrace, func() { os.Exit(1) })
 	}()
 	if h.engineAddress != "" {
-		if err := rpcutil.Healthcheck(ctx, h.engineAddress, 5*time.Minute, cancel); err != nil {
-			cmdutil.Exit(fmt.Errorf("engine health check: %w", err))
-		}
+		watchEngine(ctx, h.engineAddress, engineWatchInterval, engineWatchMisses, cancel)
 	}
 
 	handle, err := rpcutil.ServeWithOptions(rpcutil.ServeOptions{
