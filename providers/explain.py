@@ -20,7 +20,8 @@ def stack_of(props: dict[str, Any]) -> str:
     return tag.removeprefix("vg:").split("/", 1)[0] if tag.startswith("vg:") and "/" in tag else "<stack>"
 
 
-def explain(err: VastError, *, base_url: str | None, stack: str) -> str:
+def explain(err: VastError, *, base_url: str | None, stack: str, doing: str = "get a price quote") -> str:
+    """One line: what went wrong while the provider tried `doing`, and the command that fixes it."""
     url = (base_url or DEFAULT_BASE_URL).rstrip("/")
     if isinstance(err, MissingApiKeyError):
         return f"{err}: `{SET_KEY_COMMAND} --stack {stack}`"
@@ -37,4 +38,4 @@ def explain(err: VastError, *, base_url: str | None, stack: str) -> str:
             fix = (f"check the network (proxy, DNS, firewall) or the URL in `{URL_CONFIG}` / {URL_ENV} "
                    f"(`pulumi config set {URL_CONFIG} {DEFAULT_BASE_URL} --stack {stack}` for the real service)")
         return f"the Vast.ai API at {url} is unreachable ({err}); {fix}"
-    return f"could not get a price quote from Vast.ai at {url}: {err}"
+    return f"could not {doing} on Vast.ai at {url}: {err}"

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import NoReturn
+
+import grpc
 
 PROVIDER_WORKERS = 64
 
@@ -76,3 +80,23 @@ def exit_with_engine(address: tuple[str, int] | None, *, interval: float = 2.0, 
 
     threading.Thread(target=watch, name="vastguard-engine-watch", daemon=True).start()
     return True
+
+
+class ProviderError(RuntimeError):
+    """A provider call failed in a way the user must act on; the message says what happened and the fix."""
+
+
+def fail(message: str) -> NoReturn:
+    """End the RPC this thread serves with exactly `message` as its error.
+
+    The SDK's host lets an exception escape into gRPC, which reports it as `Exception calling application:
+    <text>`, and the engine prints that. The host hands the provider no gRPC context, but the servicer's frame
+    beneath this one holds it: aborting through it sends our message as the RPC's error, word for word. Outside
+    the host (tests, no servicer on the stack) this raises ProviderError."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        context = frame.f_locals.get("context")
+        if isinstance(context, grpc.ServicerContext):
+            context.abort(grpc.StatusCode.UNKNOWN, message)
+        frame = frame.f_back  # type: ignore[assignment]
+    raise ProviderError(message)

@@ -25,10 +25,12 @@ wall-clock times (deletes) onto Vast's clock.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pulumi
@@ -49,7 +51,7 @@ from fleet import gpus
 from fleet.instance import OUTPUT_FIELDS, InstanceInputs, InstanceOutputs, InstanceRecord, InstanceSpec, Quote
 from providers import market, provisioning
 from providers.explain import explain, stack_of
-from providers.host import engine_address, exit_with_engine, widen_worker_pool
+from providers.host import engine_address, exit_with_engine, fail, widen_worker_pool
 from providers.settings import ProviderSettings, settings_from
 from vastclient import Instance as VastInstance
 from vastclient import VastClient, VastError
@@ -128,6 +130,20 @@ class VastInstanceProvider(ResourceProvider):
         })
         return outputs.model_dump(mode="json")
 
+    @contextlib.contextmanager
+    def _reported(self, props: dict[str, Any], doing: str, then: str) -> Iterator[None]:
+        """A failure of an engine call as one line for the user: what failed (for a Vast error, `explain`'s
+        problem and fix) and what to run once it is fixed, not gRPC's `Exception calling application: ...`."""
+        tag = str(props.get("ownership_tag") or "")
+        name = tag.split("/", 1)[1] if "/" in tag else "instance"
+        try:
+            yield
+        except VastError as err:
+            base_url = self._settings.base_url if self._settings else None
+            fail(f"{name}: {explain(err, base_url=base_url, stack=stack_of(props), doing=doing)}; {then}")
+        except provisioning.ProvisioningError as err:
+            fail(f"{name}: {err}; {then}")
+
     # --- CRUD --------------------------------------------------------------------------------------------
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
@@ -170,6 +186,11 @@ class VastInstanceProvider(ResourceProvider):
                           stables=["ownership_tag"], delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
+        with self._reported(props, "rent an instance", "once that is fixed, run `pulumi up` again: it adopts "
+                            "anything this create rented, by its ownership tag"):
+            return self._create(props)
+
+    def _create(self, props: dict[str, Any]) -> CreateResult:
         inputs = self._inputs(props)
         settings = self._current_settings()
         # A replacement is created before its predecessor is deleted and must not adopt it: the tag names the
@@ -192,6 +213,11 @@ class VastInstanceProvider(ResourceProvider):
         return CreateResult(id_=str(inst.id), outs=outs)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        with self._reported(props, f"read instance {id_}", "the state is unchanged; run the refresh again once "
+                            "that is fixed"):
+            return self._read(id_, props)
+
+    def _read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         try:
             inputs = self._inputs(props)
         except ValidationError as err:
@@ -226,6 +252,10 @@ class VastInstanceProvider(ResourceProvider):
         return ReadResult(id_=id_, outs=outs)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        with self._reported(olds, f"change instance {id_}", "once that is fixed, run `pulumi up` again"):
+            return self._update(id_, olds, news)
+
+    def _update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         inputs = self._inputs(news)
         before = InstanceRecord.model_validate(olds)
         settings = self._current_settings()
@@ -253,10 +283,12 @@ class VastInstanceProvider(ResourceProvider):
                              else inst.start_date, state_since=state_since)
         return UpdateResult(outs=outs)
 
-    def delete(self, id_: str, _props: dict[str, Any]) -> None:
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
         # Already gone is the desired end state, and `destroy` says so only on Vast's own `no_such_instance`:
         # a 404 from anything in front of Vast fails the delete, and the instance stays in the state.
-        self._market().client.destroy(int(id_))
+        with self._reported(props, f"destroy instance {id_}", "it is still in the state (and may still bill); "
+                            "run the same command again once that is fixed"):
+            self._market().client.destroy(int(id_))
 
 
 _PROVIDER_LOCK = threading.Lock()

@@ -8,15 +8,19 @@ tests/e2e/test_policies.py::test_no_team_file_fails_closed.
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from emulator.bodies import ConfigBody
 from engine import PULUMI_VERSION, EngineError, ensure, repo_root
 from tests.e2e.conftest import TeamEnv
+from tests.e2e.test_fleet import ONE_NOTEBOOK
 from vastguard import ci
 from vastguard.cli import main, missing_policy_config
 
@@ -69,6 +73,64 @@ def test_wrong_or_missing_key(team_env: Callable[[str], TeamEnv]) -> None:
     text = preview_text(env)
     assert "no Vast.ai API key" in text
     assert "pulumi config set --secret vastai:apiKey" in text
+
+
+def one_line_errors(text: str) -> list[str]:
+    """The errors an `up` or `destroy` printed, each once (the engine repeats them under Diagnostics)."""
+    return sorted({line.split("error: ", 1)[1] for line in text.splitlines() if "error: " in line})
+
+
+def assert_no_raw_failures(text: str) -> None:
+    for raw in ("Exception calling application", "Traceback", "KeyboardInterrupt", "rpc error"):
+        assert raw not in text, text[-4000:]
+
+
+@pytest.mark.engine
+def test_vast_unreachable_mid_up_says_what_and_what_next_in_one_line(team_env: Callable[[str], TeamEnv]) -> None:
+    env = team_env(TEAM)
+    env.ws.set_fleet(TEAM, ONE_NOTEBOOK)
+    env.emulator.market.configure(ConfigBody(provision_delay=4))  # the instances are still booting ...
+    cli = env.ws.cli
+    up = subprocess.Popen([str(cli.engine.pulumi), "up", "--yes", "--skip-preview", "--non-interactive",
+                           "--stack", TEAM], cwd=cli.cwd, env=cli.env, text=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while len(env.live()) < 2 and time.monotonic() < deadline and up.poll() is None:
+        time.sleep(0.1)
+    url = env.emulator.url
+    env.emulator.stop()  # ... when Vast stops answering
+    text, _ = up.communicate(timeout=600)
+    assert up.returncode != 0
+    assert_no_raw_failures(text)
+    errors = one_line_errors(text)
+    for name in ("notebook-0", "notebook-1"):
+        assert any(e.startswith(f"{name}: the Vast.ai API at {url} is unreachable (") and
+                   e.endswith("once that is fixed, run `pulumi up` again: it adopts anything this create rented, "
+                              "by its ownership tag") for e in errors), errors
+    assert env.api_key not in text
+
+
+@pytest.mark.engine
+def test_vast_unreachable_mid_destroy_says_what_and_what_next_in_one_line(
+        team_env: Callable[[str], TeamEnv]) -> None:
+    env = team_env(TEAM)
+    env.ws.set_fleet(TEAM, ONE_NOTEBOOK)
+    env.ws.up(TEAM, policy=False)
+    url = env.emulator.url
+    env.emulator.stop()
+    result = env.ws.destroy(TEAM, check=False)
+    text = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert_no_raw_failures(text)
+    errors = [e for e in one_line_errors(text) if e.startswith("notebook-")]
+    assert errors, one_line_errors(text)
+    for error in errors:
+        assert error.startswith(("notebook-0: the Vast.ai API at ", "notebook-1: the Vast.ai API at "))
+        assert f"{url} is unreachable (" in error
+        assert error.endswith("it is still in the state (and may still bill); run the same command again once that "
+                              "is fixed")
+    state = json.loads(env.ws.cli.run("stack", "export", stack=TEAM).stdout)["deployment"]["resources"]
+    assert sum(r["type"].endswith("vastai:Instance") for r in state) == 2
 
 
 @pytest.mark.engine

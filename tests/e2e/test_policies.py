@@ -150,6 +150,8 @@ def test_violation_fails_preview_and_up_rents_nothing(pack: Pack, case: str) -> 
         assert code != 0, text[-3000:]
         assert "mandatory" in text
         assert pattern(rule, key, **fields).search(text), text[-3000:]
+        # The denial is the whole story: no traceback of the program the engine stopped after it.
+        assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-3000:]
 
         before = pack.live(team)
         up = pack.ws.cli.run("up", "--yes", "--policy-pack", str(team_policy_config(team).parent.parent),

@@ -5,6 +5,10 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import pytest
 
 from providers import host
 from providers.host import engine_address, exit_with_engine
@@ -35,3 +39,29 @@ def test_the_host_exits_once_the_engine_stops_answering() -> None:
     finally:
         engine.close()
         host._WATCHDOG_STARTED = False
+
+
+def test_a_failure_reaches_the_engine_word_for_word() -> None:
+    """Through a real gRPC server, as the SDK's host serves the provider: the engine gets our one line, not
+    `Exception calling application: ...`; outside a server the same call raises ProviderError."""
+
+    def provider_method() -> None:
+        host.fail("notebook-0: the Vast.ai API is unreachable; start it")
+
+    def behavior(_request: bytes, context: grpc.ServicerContext) -> bytes:
+        provider_method()
+        return b""
+
+    server = grpc.server(ThreadPoolExecutor(max_workers=1))
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
+        "vastguard.Test", {"Create": grpc.unary_unary_rpc_method_handler(behavior)})])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel, pytest.raises(grpc.RpcError) as caught:
+            channel.unary_unary("/vastguard.Test/Create")(b"", timeout=30)
+        assert caught.value.details() == "notebook-0: the Vast.ai API is unreachable; start it"
+    finally:
+        server.stop(0)
+    with pytest.raises(host.ProviderError, match=r"^notebook-0: the Vast\.ai API is unreachable; start it$"):
+        provider_method()

@@ -290,7 +290,10 @@ func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.R
 	}
 	cmd.Env = append(cmd.Env, "PULUMI_CONFIG="+string(config), "PULUMI_CONFIG_SECRET_KEYS="+string(secretKeys))
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	// The engine cancels Run once the update is over for the program (a policy denied the preview, a resource
+	// failed, Ctrl-C): there is nothing left for it to do. SIGTERM ends Python quietly; SIGINT made the SDK's
+	// shim print a KeyboardInterrupt traceback under every failed preview and update.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 5 * time.Second
 
 	if err := cmd.Run(); err != nil {
