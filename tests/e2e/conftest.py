@@ -96,3 +96,22 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
     from tests.e2e.campaign import terminal_summary
 
     terminal_summary(terminalreporter, config)
+
+
+# --- time limits that scale with the size asked for (the campaign, the crash trials) --------------------------
+
+SCALED = {"test_fault_campaign": ("--campaign-runs", 4, 120.0), "test_sigkill_trials": ("--crash-trials", 20, 90.0)}
+"""test name -> (the option that sizes it, its default, seconds allowed per run or trial on a loaded 2-core
+machine: ~35 s a campaign run and ~25 s a trial when quiet)."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """pytest's 900 s timeout stopped the README's long campaign (`--campaign-runs 40`) after 29 runs: these two
+    get a limit that grows with the number of runs or trials asked for."""
+    for item in items:
+        scaled = SCALED.get(getattr(item, "originalname", item.name))
+        if scaled is None:
+            continue
+        option, default, per_run = scaled
+        size = config.getoption(option) or default
+        item.add_marker(pytest.mark.timeout(max(900.0, 300.0 + per_run * size)))
