@@ -60,12 +60,14 @@ def kill_engine(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
-def _group(pgid: int) -> list[str]:
+def _session(sid: int) -> list[str]:
+    """The live processes of session `sid`: the run's `pulumi` was started as its leader, and the engine starts
+    each plugin in a process group of its own, so the session (not the group) is what holds the whole run."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == pgid and fields[0] != "Z":
+            if int(fields[3]) == sid and fields[0] != "Z":
                 found.append(f"{stat.parent.name} {(stat.parent / 'cmdline').read_bytes()[:200]!r}")
         except (OSError, IndexError, ValueError):
             continue
@@ -78,12 +80,13 @@ def wait_for_the_rest(proc: subprocess.Popen[bytes], *, limit: float = OUTLIVE_L
     on was a process left on the machine."""
     started = time.monotonic()
     while time.monotonic() - started < limit:
-        if not _group(proc.pid):
+        if not _session(proc.pid):
             return time.monotonic() - started
         time.sleep(0.1)
-    survivors = _group(proc.pid)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    survivors = _session(proc.pid)
+    for line in survivors:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(line.split(" ", 1)[0]), signal.SIGKILL)
     raise AssertionError(f"{len(survivors)} process(es) of the killed run outlived it by {limit:.0f}s: "
                          + "; ".join(survivors))
 
@@ -92,11 +95,16 @@ def test_the_check_fails_when_a_process_of_the_killed_run_lives_on() -> None:
     """What the trials would report of a language host that kept running after its engine (as ours did for five
     minutes): a child of the killed process that does not exit by itself."""
     proc = subprocess.Popen(["sh", "-c", "sleep 300 & wait"], start_new_session=True)
-    time.sleep(0.2)
+    deadline = time.monotonic() + 30
+    while len(_session(proc.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     kill_engine(proc)
     with pytest.raises(AssertionError, match=r"1 process\(es\) of the killed run outlived it by 1s: .*sleep"):
         wait_for_the_rest(proc, limit=1.0)
-    assert _group(proc.pid) == []  # and they were killed
+    deadline = time.monotonic() + 10
+    while _session(proc.pid) and time.monotonic() < deadline:  # and they were killed
+        time.sleep(0.05)
+    assert _session(proc.pid) == []
 
 
 def test_killed_up_after_renting_adopts_instead_of_renting_again(team_env: Callable[[str], TeamEnv]) -> None:
