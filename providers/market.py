@@ -25,6 +25,7 @@ from vastclient import Instance, Offer, OfferQuery, VastClient
 
 SEARCH_LIMIT = 64
 MAX_SEARCH_LIMIT = 1024
+LISTING_PAGE = 25  # the v1 instance listing's page: ids beyond it cost another call
 
 
 def search_matching(client: VastClient, query: OfferQuery) -> list[Offer]:
@@ -151,13 +152,20 @@ class InstanceBoard:
     `show` of that instance; whoever finds no such listing in flight takes one for every instance that
     callers are waiting on (filtered by id), at most every `min_interval` seconds: a listing a second (Vast's
     limit) during a rollout paced at 4.5 rents a second would spend more calls on status than the rollout
-    needs, and no Vast machine boots in less than a few seconds anyway. `find_tagged(tag)` answers
-    from one listing of the whole account per process."""
+    needs, and no Vast machine boots in less than a few seconds anyway. While rents still stream in, that
+    listing also waits for its batch to settle (a page of ids, or no new id for `settle` seconds, or `max_wait`
+    since it was asked for): the first listings of a rollout otherwise each covered the one or two instances
+    rented so far, three quarters of an `up`'s status calls. `find_tagged(tag)` answers from one listing of the
+    whole account per process."""
 
-    def __init__(self, client: VastClient, *, min_interval: float = 2.0,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, client: VastClient, *, min_interval: float = 2.0, settle: float = 0.6,
+                 max_wait: float = 8.0, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self._client = client
         self._min_interval = min_interval
+        self._settle = settle
+        self._max_wait = max_wait
+        self._joined_at = float("-inf")
         self._clock = clock
         self._sleep = sleep
         self._cond = threading.Condition()
@@ -181,6 +189,8 @@ class InstanceBoard:
     def get_instance(self, instance_id: int) -> Instance | None:
         asked = self._clock()
         with self._cond:
+            if instance_id not in self._wanted:
+                self._joined_at = asked
             self._wanted[instance_id] = self._wanted.get(instance_id, 0) + 1
         try:
             while True:
@@ -194,7 +204,7 @@ class InstanceBoard:
                             self._fetching = True
                             break
                         self._cond.wait()
-                self._fetch()
+                self._fetch(asked)
         finally:
             with self._cond:
                 left = self._wanted[instance_id] - 1
@@ -203,11 +213,19 @@ class InstanceBoard:
                 else:
                     del self._wanted[instance_id]
 
-    def _fetch(self) -> None:
+    def _settled(self, asked: float) -> bool:
+        now = self._clock()
+        with self._cond:
+            return (len(self._wanted) >= LISTING_PAGE or now - self._joined_at >= self._settle
+                    or now - asked >= self._max_wait)
+
+    def _fetch(self, asked: float) -> None:
         try:
             wait = self._last_fetch + self._min_interval - self._clock()
             if wait > 0:
                 self._sleep(wait)
+            while not self._settled(asked):
+                self._sleep(self._settle / 4)
             with self._cond:
                 batch = frozenset(self._wanted)
             started = self._clock()

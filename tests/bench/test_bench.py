@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench.__main__ import render
-from bench.suite import Result, fleet_of, lower_bound, rate_limit_bound, scaling_and_economy
+from bench.suite import Result, fleet_of, lower_bound, policy_overhead, rate_limit_bound, scaling_and_economy
 
 pytestmark = pytest.mark.engine
 
@@ -44,3 +44,13 @@ def test_a_row_fails_when_its_value_misses_the_target() -> None:
     assert not Result(1, "x", 1.3, 1.15, "").passed
     assert Result(1, "x", 1.1, 1.15, "").passed
     assert "FAIL" in render([Result(4, "y", 2.0, 1.3, "d")])
+
+
+def test_the_policy_row_times_a_no_op_pack_beside_ours(tmp_path: Path) -> None:
+    logs: list[str] = []
+    result = policy_overhead(tmp_path, (2,), 1, logs.append)
+    run = result.data["2"]
+    assert {"without_s", "noop_s", "with_s"} <= set(run) and result.target == 1.05
+    assert result.value == pytest.approx(run["with_s"] / run["noop_s"])
+    assert run["ratio_to_no_pack"] == pytest.approx(run["with_s"] / run["without_s"])
+    assert "no-op pack" in logs[0]

@@ -177,3 +177,30 @@ def test_checks_of_a_new_fleet_cost_one_search(emulator: EmulatorServer,
     assert len({q["offer_id"] for q in quotes}) == 10
     assert searches(emulator) == 1
     assert len(emulator.market.requests.records("gpu_names")) == 1
+
+
+def test_a_rollouts_status_listings_wait_for_their_batch(emulator: EmulatorServer, client: VastClient) -> None:
+    """Rents arrive one by one (Vast paces them at 4.5/s): the board lists once a page of them waits, or once no
+    new one has come for a moment, not as soon as the first asks (which cost a listing per one or two rents)."""
+    session = Session(client)
+    found = client.search_offers(provisioning.query_for(spec(), KNOWN).model_copy(update={"limit": 256}))
+    offers = list({o.machine_id: o for o in found}.values())[:24]  # one rent per machine: none refused
+    assert len(offers) >= 20
+    emulator.market.requests.clear()
+    seen: dict[int, str | None] = {}
+
+    def rent_and_wait(i: int) -> None:
+        instance_id = client.create_instance(offers[i].id, image="img:1", disk_gb=16, label=f"b{i}")
+        inst = provisioning.Waiter(timeout=60).until_running(session.board, instance_id)
+        seen[instance_id] = inst.actual_status
+
+    threads = []
+    for i in range(len(offers)):
+        threads.append(threading.Thread(target=rent_and_wait, args=(i,)))
+        threads[-1].start()
+        time.sleep(0.15)  # one rent after another, for about three seconds
+    for th in threads:
+        th.join()
+    assert set(seen.values()) == {"running"} and len(seen) == len(offers)
+    # Under a page of ids: one listing once the rents stop; without the wait, one every 2 s from the first rent.
+    assert len(emulator.market.requests.records("list")) == 1
