@@ -98,7 +98,7 @@ def parse_fleet(stack: str, team: Any, fleet: Any) -> Fleet:
     if fleet is None:
         fleet = {}
     if not isinstance(fleet, Mapping):
-        problems.append("vastguard:fleet: must be a mapping of group name -> group (see stacks/README.md)")
+        problems.append("vastguard:fleet: must be a mapping of group name -> group (see README.md, A team's fleet)")
         fleet = {}
     for name, raw in fleet.items():
         if not isinstance(name, str) or not GROUP_NAME.match(name):
