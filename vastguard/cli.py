@@ -45,7 +45,7 @@ def _pulumi_command(args: argparse.Namespace) -> int:
     return 0  # unreachable: execve replaces this process
 
 
-def _pulumi_runner(project_dir: Path, backend: str) -> Callable[..., str]:
+def pulumi_runner(project_dir: Path, backend: str) -> Callable[..., str]:
     """The pinned Pulumi CLI for the report commands (Pulumi Cloud history, decrypting a stack's key)."""
     cli = PulumiCLI.for_project(ensure(log=lambda line: print(line, file=sys.stderr)), project_dir,
                                 extra_env={"PULUMI_BACKEND_URL": backend})
@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(sub)
     teams.register(sub)
     ci.register(sub)
-    reports_cli.register(sub, pulumi=_pulumi_runner, local_state=repo_root() / ".pulumi-state")
+    reports_cli.register(sub, pulumi=pulumi_runner, local_state=repo_root() / ".pulumi-state")
     return parser
 
 

@@ -6,6 +6,7 @@ import argparse
 import csv
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,23 @@ def test_progress_bar_counts_every_entry(backend: str, capsys: pytest.CaptureFix
     source = open_source(backend)
     folds = load_folds(source, source.stacks(), progress=True)
     assert sum(len(f.events) for f in folds) == sum(source.count(ref) for ref in source.stacks()) == 11
+
+
+def test_pulumi_cloud_needs_the_runner_vastguard_passes_in(capsys: pytest.CaptureFixture[str]) -> None:
+    """reports/ never starts Pulumi itself (the layering contract): without the runner `vastguard` gives it, a
+    backend only the CLI can read says how to run the command instead."""
+    code, _, err = run(capsys, "audit", "--backend", "https://api.pulumi.com", "--no-progress")
+    assert code == 1
+    assert "this needs the Pulumi CLI: run the command as `vastguard ...`" in err
+    calls: list[tuple[str, ...]] = []
+
+    def runner(project_dir: Path, backend: str) -> Callable[..., str]:
+        def run_cli(*args: str, stack: str | None = None) -> str:
+            calls.append((backend, *args))
+            return "[]" if args[:2] == ("stack", "ls") else "{}"
+        return run_cli
+
+    code = main(["audit", "--backend", "https://api.pulumi.com", "--no-progress", "--format", "json"], pulumi=runner)
+    out = capsys.readouterr().out
+    assert (code, json.loads(out)["events"]) == (0, [])  # no stacks there: an empty audit, read through the runner
+    assert calls == [("https://api.pulumi.com", "stack", "ls", "--all", "--json")]

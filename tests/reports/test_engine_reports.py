@@ -20,6 +20,7 @@ from reports.charges import env_name
 from reports.cli import EXIT_DIFFERENCES, main
 from tests.e2e.conftest import TeamEnv, engine, fleet_emulator, pulumi_home, team_env  # noqa: F401 (fixtures)
 from vastclient import OfferQuery, VastClient
+from vastguard.cli import pulumi_runner
 
 pytestmark = pytest.mark.engine
 
@@ -33,7 +34,8 @@ FLEET: dict[str, Any] = {
 
 
 def report(argv: list[str], out: Path) -> tuple[int, Any]:
-    code = main([*argv, "--no-progress", "--format", "json", "--output", str(out)])
+    # The Pulumi CLI (for --keys-from-pulumi) is what `vastguard` hands the report commands.
+    code = main([*argv, "--no-progress", "--format", "json", "--output", str(out)], pulumi=pulumi_runner)
     return code, json.loads(out.read_text()) if out.exists() else None
 
 
