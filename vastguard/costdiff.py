@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fleet.costs import HOURS_PER_DAY, HOURS_PER_MONTH, estimate_instance, money
+from fleet.costs import HOURS_PER_DAY, HOURS_PER_MONTH, CostBasis, estimate_instance
 from vastguard.engine_events import StepMetadata
 
 INSTANCE_TYPE = "vastai:Instance"
@@ -74,18 +74,14 @@ class CostDiff(_Model):
         return self.after.hourly - self.before.hourly
 
 
-def _known(value: Any) -> bool:
-    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
-
-
 def estimate(name: str, props: Any) -> InstanceCost:
     """One instance from its properties (outputs once rented, inputs after check for a new one)."""
     if not isinstance(props, Mapping):  # the whole value unknown at preview
         return InstanceCost(name=name, hourly=None, basis="unknown")
-    found = estimate_instance(props)
-    if found.basis == "cap" and not _known(props.get("max_dph")):
+    found = estimate_instance(CostBasis.from_properties(props))
+    if found is None:
         return InstanceCost(name=name, hourly=None, basis="unknown")
-    return InstanceCost(name=name, hourly=money(found.hourly), basis=found.basis)
+    return InstanceCost(name=name, hourly=found.hourly, basis=found.basis)
 
 
 def _is_instance(step: StepMetadata) -> bool:

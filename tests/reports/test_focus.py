@@ -17,10 +17,10 @@ from reports.costing import chargeback_report, month_range
 from reports.focus import FOCUS_VERSION, focus_export
 from reports.models import InstanceTimeline, Segment
 from reports.render.focus import focus_csv
-from reports.synthetic import billed
 from tests import focus_spec
 from tests.reports.conftest import utc
 from tests.reports.scenarios import MONTH, NOW, november
+from tests.reports.synthetic import billed
 from tests.reports.test_scripted_month import timelines, virtual_month
 
 DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
