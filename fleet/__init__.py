@@ -1,4 +1,5 @@
-"""The fleet domain: what a team declares, what an instance resource carries, and the money math.
+"""The fleet domain: what a team declares, what an instance resource carries, the money math, and the permission
+documents of Vast.ai keys and roles.
 
 Pure: pydantic models and functions, no I/O, no Pulumi and no HTTP (the layering contract in pyproject.toml
 checks it), so the program, the provider, the policy pack and the reports all compute the same numbers.
