@@ -79,6 +79,67 @@ class BulkDestroyBody(BaseModel):
     instance_ids: list[int] = Field(min_length=1)
 
 
+class CreateTeamBody(BaseModel):
+    """`POST /api/v0/team/` (`vastai create team --team-name N --transfer-credit X`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    team_name: str | None = None
+    transfer_credit: Decimal = Field(default=Decimal(0), allow_inf_nan=False)
+
+
+class CreateRoleBody(BaseModel):
+    """`POST /api/v0/team/roles/`. The permission document is `fleet.permissions`' to judge (so that its errors
+    name the field), hence `Any` here."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str | None = None
+    permissions: Any = None
+
+
+class UpdateRoleBody(CreateRoleBody):
+    """`PUT /api/v0/team/roles/{id}/`: the CLI sends only what it was given."""
+
+
+class RemoveRoleBody(BaseModel):
+    """`DELETE /api/v0/team/roles/{name}/`: a `role_id` in the body takes precedence over the name."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    role_id: int | None = None
+
+
+class InviteBody(BaseModel):
+    """`POST /api/v0/team/invite/`: the CLI sends `email` and `role` in the query; the API reference shows a body."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    email: str | None = None
+    role: str | None = None
+
+
+class CreateApiKeyBody(BaseModel):
+    """`POST /api/v0/auth/apikeys/`. `key_params` arrives as an object (API reference) or as the raw string the
+    CLI's `--key_params` was given."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str | None = None
+    permissions: Any = None
+    key_params: Any = None
+
+
+class TransferCreditBody(BaseModel):
+    """`PUT /api/v0/commands/transfer_credit/` `{"sender": "me", "recipient": <e-mail or id>, "amount": ...}`."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    sender: str | None = "me"
+    recipient: str | int
+    amount: Decimal = Field(allow_inf_nan=False)
+
+
 # ------------------------------------------------------------------------------------ control-plane bodies
 
 
@@ -130,6 +191,29 @@ class BalanceBody(_Control):
         if (self.balance is None) == (self.add is None):
             raise ValueError("send exactly one of balance or add")
         return self
+
+
+class TeamBody(_Control):
+    """A team created as `POST /api/v0/team/` would, for the user account `owner_id`."""
+
+    owner_id: int
+    team_name: str = Field(min_length=1, max_length=128)
+    transfer_credit: Decimal = Field(default=Decimal(0), ge=0, allow_inf_nan=False)
+
+
+class TeamKeyBody(_Control):
+    """A key in a team's context for one of its members (default: the owner), as the console makes one after
+    switching into the team: the one step Vast offers no API for."""
+
+    api_key: str = Field(min_length=1, max_length=512)
+    user_id: int | None = None
+    name: str = Field(default="console", min_length=1, max_length=255)
+    permissions: Any = None
+    key_params: Any = None
+
+
+class AcceptInvitationBody(_Control):
+    email: str = Field(min_length=3, max_length=320)
 
 
 TEN_YEARS = 10 * 366 * 86400.0

@@ -13,20 +13,25 @@ from emulator.bodies import (
     BalanceBody,
     ClockBody,
     ConfigBody,
+    CreateTeamBody,
     FaultBody,
     ForceStateBody,
     OfferBody,
     RaceBody,
+    TeamBody,
+    TeamKeyBody,
 )
 from emulator.catalogue import Offer
-from emulator.errors import Conflict, InvalidArgs, NoSuchInstance
+from emulator.errors import Conflict, InvalidArgs, InvalidPermissionsError, NoSuchInstance, NotFound
 from emulator.faults import FaultBook, FaultRule, RequestRecord
-from emulator.lifecycle import MarketCore
+from emulator.keys import parse_permissions
 from emulator.results import ClockReading, Health, OfferQuote, Reseeded, StateDump, UserView
-from emulator.state import Account, EmulatorConfig, Instance, MarketState, RaceRule, key_digest
+from emulator.state import Account, ApiKey, EmulatorConfig, Instance, Invitation, MarketState, RaceRule, key_digest
+from emulator.teams import TeamOperations
+from fleet.permissions import InvalidPermissions, KeyParams
 
 
-class ControlOperations(MarketCore):
+class ControlOperations(TeamOperations):
     """What the control plane can do to the market."""
 
     def health(self) -> Health:
@@ -97,20 +102,59 @@ class ControlOperations(MarketCore):
             return quote, self.clock.now()
 
     def create_account(self, body: AccountBody) -> UserView:
+        """A user account and its main key (full power: every category, no role above it)."""
         with self.lock:
             now = self._sync()
-            digest = key_digest(body.api_key)
-            if digest in self._by_key:
+            if key_digest(body.api_key) in self._by_key:
                 raise Conflict("an account with this API key already exists")
             account_id = self.state.next_account_id
             self.state.next_account_id += 1
             username = body.username or f"user{account_id}"
-            account = Account(id=account_id, key_sha256=digest, username=username,
-                              email=body.email or f"{username}@example.com", credit=body.balance, created_at=now)
+            account = Account(id=account_id, username=username, email=body.email or f"{username}@example.com",
+                              credit=body.balance, created_at=now)
             self.state.accounts[account_id] = account
-            self._by_key[digest] = account_id
+            self.store_key(body.api_key, account_id=account_id, user_id=account_id, name="primary", key_type="api",
+                           primary=True)
             self._touch()
             return UserView(account=account, balance=account.credit)
+
+    def account(self, account_id: int) -> UserView:
+        """Any account's balance (a team's too), as its own key would read it from `GET /users/current`."""
+        with self.lock:
+            self._sync()
+            account = self.state.accounts.get(account_id)
+            if account is None:
+                raise NotFound(f"no account {account_id}")
+            return UserView(account=account.model_copy(), balance=self._balance(account_id))
+
+    def seed_team(self, body: TeamBody) -> Account:
+        """A team made as its owner's `POST /api/v0/team/` would make it."""
+        owner = self.state.accounts.get(body.owner_id)
+        if owner is None or owner.kind != "user":
+            raise NotFound(f"no user account {body.owner_id} to own the team")
+        return self.found_team(owner, CreateTeamBody(team_name=body.team_name, transfer_credit=body.transfer_credit))
+
+    def seed_team_key(self, team_id: int, body: TeamKeyBody) -> ApiKey:
+        """A key in the team's context for one of its members: what the console makes after a context switch."""
+        with self.lock:
+            team = self.state.accounts.get(team_id)
+            if team is None or team.kind != "team" or team.deleted_at is not None:
+                raise NotFound(f"no team {team_id}")
+            user_id = body.user_id if body.user_id is not None else team.owner_id
+            if user_id is None or f"{team_id}:{user_id}" not in self.state.members:
+                raise InvalidArgs(f"user {user_id} is not a member of team {team_id}: accept an invitation first")
+            try:
+                params = KeyParams.parse(body.key_params)
+                permissions = None if body.permissions is None else \
+                    parse_permissions(body.permissions).resolve(params.values)
+            except InvalidPermissions as exc:
+                raise InvalidPermissionsError(str(exc)) from None
+            return self.store_key(body.api_key, account_id=team_id, user_id=user_id, name=body.name, key_type="team",
+                                  permissions=permissions, key_params=params).model_copy()
+
+    def invitations(self) -> list[Invitation]:
+        with self.lock:
+            return [i.model_copy() for i in self.state.invitations.values()]
 
     def accounts(self) -> list[UserView]:
         with self.lock:

@@ -3,13 +3,19 @@
     VastError                      {"success": false, "error": <code>, "msg": <msg>} with an HTTP status
     +-- AuthError          401     exactly {"error": "auth_error", "msg": "Invalid user key"} (no `success`:
     |                              that is what Vast sends, and the official CLI keys its hints off `msg`)
+    +-- Unauthorized       401     the key may not do this (its permissions, its role, its IP allow-list):
+    |                              Vast's "Authorization Error. Check that you have proper privileges ..."
+    +-- Forbidden          403     not allowed in this context (a team-only call from a personal account,
+    |                              the owner role, the team owner)
     +-- InvalidRequest     400     the body is not JSON / not an object
     +-- InvalidArgs        400     a field is missing, malformed or out of range
     |   +-- InvalidPrice   400     a bid price outside 0.001..128 $/h
     |   +-- LabelTooLong   400     a relabel over 256 characters (manage calls use their own code)
     |   +-- MissingBilling 400     no credit left to start or rent
+    |   +-- InvalidPermissionsError 400  a permission document or key_params Vast refuses, naming the field
     +-- NoSuchAsk          404     the offer is gone: `error 404/3603: no_such_ask`, Vast's exact message
     +-- NoSuchInstance     404     not one of the caller's instances
+    +-- NotFound           404     no such role, key, member or team (`not_found`)
     +-- Conflict           409     control plane only (duplicate API key)
     +-- RouteNotFound      404     no such path
     +-- MethodNotAllowed   405     path exists, method does not
@@ -59,6 +65,34 @@ class InvalidRequest(VastError):
 class InvalidArgs(VastError):
     status = 400
     code = "invalid_args"
+
+
+class InvalidPermissionsError(InvalidArgs):
+    code = "invalid_permissions"
+
+
+class Unauthorized(VastError):
+    """What Vast answers a key that lacks a permission (vast-cli issues #77 and #113 show the message, with a
+    401, from `set min-bid` and a search). `denied` says what was missing, for the emulator's own
+    `X-Emulator-Denied` header: the body stays Vast's."""
+
+    status = 401
+    code = "unauthorized"
+    MESSAGE = "Authorization Error. Check that you have proper privileges to perform this action."
+
+    def __init__(self, denied: str, msg: str | None = None) -> None:
+        super().__init__(msg or self.MESSAGE)
+        self.denied = denied
+
+
+class Forbidden(VastError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(VastError):
+    status = 404
+    code = "not_found"
 
 
 class InvalidPrice(InvalidArgs):

@@ -18,6 +18,7 @@ from emulator.bodies import FaultBody, Phase, ProvisionOutcome
 
 API_OPERATIONS = frozenset({
     "gpu_names", "user", "search", "create", "list", "show", "manage", "destroy", "charges", "instance_filters",
+    "team", "roles", "members", "apikeys", "credit", "audit", "machines",
 })
 
 

@@ -27,7 +27,7 @@ from emulator import billing
 from emulator.clock import VirtualClock
 from emulator.faults import FaultBook, RequestLog
 from emulator.ratelimit import RateLimiter
-from emulator.state import ChargeDay, EmulatorConfig, Instance, MarketState
+from emulator.state import ApiKey, ChargeDay, EmulatorConfig, Instance, MarketState
 
 BOOTING = frozenset({"created", "loading"})
 
@@ -52,10 +52,10 @@ class MarketCore:
         self.limiter = RateLimiter()
         self.requests = RequestLog()
         self.version = 0  # bumped on every mutation; the persister saves when it changes
-        self._by_key = {a.key_sha256: a.id for a in state.accounts.values()}
+        self._by_key: dict[str, int] = {}  # key digest -> ApiKey id: one dict lookup per request
         self._spent: dict[int, Decimal] = {}
+        self._index_keys()
         self._recount()
-
 
     @property
     def config(self) -> EmulatorConfig:
@@ -69,6 +69,20 @@ class MarketCore:
         with self.lock:
             self.state.clock = self.clock.snapshot()
             return self.state.model_dump_json()
+
+    def _index_keys(self) -> None:
+        """Rebuild the digest index of live keys; an account's main key from a state file written before keys
+        were records of their own becomes its primary `ApiKey`."""
+        s = self.state
+        for account in s.accounts.values():
+            if account.key_sha256 is not None:
+                key_id = s.next_key_id
+                s.next_key_id += 1
+                s.api_keys[key_id] = ApiKey(id=key_id, key_sha256=account.key_sha256, account_id=account.id,
+                                            user_id=account.id, name="primary", key_type="api", primary=True,
+                                            created_at=account.created_at)
+                account.key_sha256 = None
+        self._by_key = {k.key_sha256: k.id for k in s.api_keys.values() if k.deleted_at is None}
 
     # ------------------------------------------------------------------------------ time and money
 

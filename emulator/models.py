@@ -3,7 +3,10 @@ tests talk to, assembled from one module per concern:
 
 - `emulator.state`: the plain state (pydantic, persisted as one JSON document);
 - `emulator.lifecycle`: time and money (the replay to "now": boots, stops, billing, credit exhaustion);
-- `emulator.operations`: one method per Vast API operation, raising the typed errors of `emulator.errors`;
+- `emulator.identity`: keys (digests only), authentication into a `Caller`, the audit log;
+- `emulator.operations`, `emulator.keys`, `emulator.teams`: one method per Vast API operation (instances;
+  API keys; teams, roles, members and credit), raising the typed errors of `emulator.errors`;
+- `emulator.access`: which endpoint needs which permission, and the checks;
 - `emulator.control`: the control plane's operations (`/_emulator/`);
 - `emulator.results`: what operations return.
 
@@ -16,6 +19,7 @@ from emulator import catalogue
 from emulator.catalogue import Offer
 from emulator.clock import VirtualClock
 from emulator.control import ControlOperations
+from emulator.keys import KeyOperations
 from emulator.operations import ApiOperations
 from emulator.results import (
     BulkDestroyResult,
@@ -47,8 +51,9 @@ __all__ = [
 ]
 
 
-class MarketBackend(ApiOperations, ControlOperations):
-    """The marketplace: API and control operations over one state, one clock and one lock."""
+class MarketBackend(ApiOperations, KeyOperations, ControlOperations):
+    """The marketplace: API operations (instances, keys, teams) and control operations over one state, one
+    clock and one lock."""
 
     @classmethod
     def fresh(cls, *, seed: int = 0, offers: int = catalogue.DEFAULT_OFFERS, config: EmulatorConfig | None = None,

@@ -14,16 +14,17 @@ from typing import Any
 from emulator import billing
 from emulator.bodies import BulkManageBody, CreateInstanceBody, ManageInstanceBody
 from emulator.errors import (
-    AuthError,
     InvalidArgs,
     InvalidPrice,
     LabelTooLong,
     MissingBilling,
     NoSuchAsk,
     NoSuchInstance,
+    NotFound,
 )
 from emulator.filters import compare_keys, matches, sort_key_of, sort_pairs, with_tiebreak
-from emulator.lifecycle import BOOTING, MarketCore
+from emulator.identity import IdentityCore
+from emulator.lifecycle import BOOTING
 from emulator.query import CHARGE_ORDER, CHARGE_ORDER_LATEST, ChargesQuery, InstanceListQuery, SearchQuery
 from emulator.results import (
     BulkDestroyResult,
@@ -34,7 +35,7 @@ from emulator.results import (
     SearchResult,
     UserView,
 )
-from emulator.state import Account, Instance, RaceRule, key_digest
+from emulator.state import Account, Instance, RaceRule
 from emulator.tokens import encode_token
 from emulator.views import instance_row, offer_row
 
@@ -44,7 +45,7 @@ MIN_DISK_GB = 8.0
 MIN_PRICE, MAX_PRICE = 0.001, 128.0
 
 
-class ApiOperations(MarketCore):
+class ApiOperations(IdentityCore):
     """What an API key can ask of the market."""
 
     def gpu_names(self) -> list[str]:
@@ -52,15 +53,6 @@ class ApiOperations(MarketCore):
             names = {o.gpu_name for o in self.state.offers.values()}
             names.update(i.offer.gpu_name for i in self.state.instances.values())
             return sorted(names)
-
-    def authenticate(self, api_key: str | None) -> Account:
-        if not api_key:
-            raise AuthError()
-        with self.lock:
-            account_id = self._by_key.get(key_digest(api_key))
-            if account_id is None:
-                raise AuthError()
-            return self.state.accounts[account_id]
 
     def current_user(self, account: Account) -> UserView:
         with self.lock:
@@ -274,3 +266,11 @@ class ApiOperations(MarketCore):
                      if len(lines) > len(page) and page else None)
             return ChargePage(lines=page, total=total, next_token=token)
 
+    # Hosting is not emulated: no account hosts machines. These two answer as Vast would a renter, so that
+    # `machine_read` and `machine_write` have something to allow and refuse.
+
+    def machines(self, account: Account) -> list[dict[str, Any]]:
+        return []
+
+    def unlist_machine(self, account: Account, machine_id: int) -> None:
+        raise NotFound(f"Machine {machine_id} not found.")

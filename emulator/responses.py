@@ -7,6 +7,7 @@ query parameter always comes back as a Vast-shaped 4xx, never a 500 with a trace
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -18,29 +19,50 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from emulator import billing
+from emulator.access import Caller
 from emulator.bodies import (
+    AcceptInvitationBody,
     AccountBody,
     BalanceBody,
     BulkDestroyBody,
     BulkManageBody,
     ClockBody,
     ConfigBody,
+    CreateApiKeyBody,
     CreateInstanceBody,
+    CreateRoleBody,
+    CreateTeamBody,
     FaultBody,
     ForceStateBody,
+    InviteBody,
     ManageInstanceBody,
     OfferBody,
     RaceBody,
+    RemoveRoleBody,
     ResetBody,
     SeedBody,
+    TeamBody,
+    TeamKeyBody,
+    TransferCreditBody,
+    UpdateRoleBody,
 )
-from emulator.errors import AuthError, InvalidArgs, InvalidRequest, RateLimited, VastError
+from emulator.errors import AuthError, InvalidArgs, InvalidRequest, RateLimited, Unauthorized, VastError
 from emulator.faults import FaultRule
 from emulator.models import MarketBackend
 from emulator.query import parse_charges, parse_instance_list, parse_search
 from emulator.results import ClockReading, UserView
 from emulator.state import Account
-from emulator.views import charge_row, instance_row, offer_row, user_row
+from emulator.views import (
+    api_key_row,
+    audit_row,
+    charge_row,
+    instance_row,
+    member_row,
+    offer_row,
+    permissions_json,
+    role_row,
+    user_row,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -54,6 +76,7 @@ class Request:
     query: Mapping[str, str]
     headers: Mapping[str, str]  # lower-case names
     body: bytes = b""
+    client_ip: str = "127.0.0.1"  # the peer's address (what a key's ip_whitelist is judged on)
 
 
 @dataclass
@@ -63,6 +86,7 @@ class Response:
     text: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     drop: bool = False  # close the connection without answering (an injected network failure)
+    audit: dict[str, Any] = field(default_factory=dict)  # what the audit-log entry adds (a new id), never sent
 
     def encode(self) -> tuple[bytes, str]:
         if self.text is not None:
@@ -78,14 +102,25 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def ok(payload: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(status=status, payload=payload, headers=headers or {})
+def ok(payload: Any, *, status: int = 200, headers: dict[str, str] | None = None,
+       audit: dict[str, Any] | None = None) -> Response:
+    return Response(status=status, payload=payload, headers=headers or {}, audit=audit or {})
+
+
+DENIED_HEADER = "X-Emulator-Denied"
+"""Why a key was refused (`key lacks instance_write`, `ip_whitelist`): Vast's body says only "Authorization
+Error", so the emulator says what was missing here, beside it."""
+
+
+def _header_safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.,:;()/ \-]", "?", text)[:300]
 
 
 def error_response(err: VastError) -> Response:
     if isinstance(err, RateLimited):
         return Response(status=429, text=err.msg, headers={"Retry-After": f"{err.retry_after:g}"})
-    return Response(status=err.status, payload=err.body())
+    headers = {DENIED_HEADER: _header_safe(err.denied)} if isinstance(err, Unauthorized) else {}
+    return Response(status=err.status, payload=err.body(), headers=headers)
 
 
 def fault_response(rule: FaultRule) -> Response:
@@ -107,27 +142,54 @@ def validation_message(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+PATH_ALIASES = {"instance_id": "id", "offer_id": "id"}
+BODY_ALIASES = {"ids": "id", "instance_ids": "id"}
+NEVER_PARAMS = frozenset({"api_key"})
+
+
 @dataclass
 class Call:
     market: MarketBackend
     request: Request
     params: Mapping[str, str]
-    account: Account | None = None
+    caller: Caller | None = None
+
+    @property
+    def who(self) -> Caller:
+        if self.caller is None:
+            raise AuthError()
+        return self.caller
 
     @property
     def user(self) -> Account:
-        if self.account is None:
-            raise AuthError()
-        return self.account
+        """The account the caller's key acts on (a team's, for a key made in the team's context)."""
+        return self.who.account
 
-    def json(self) -> Any:
+    @functools.cached_property
+    def _parsed(self) -> tuple[Any, InvalidRequest | None]:
         raw = self.request.body.strip()
         if not raw:
-            return {}
+            return {}, None
         try:
-            return json.loads(raw)
+            return json.loads(raw), None
         except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+            return None, InvalidRequest(f"the request body is not valid JSON: {exc}")
+
+    def json(self) -> Any:
+        data, error = self._parsed
+        if error is not None:
+            raise error
+        return data
+
+    def request_params(self) -> dict[str, Any]:
+        """The request's parameters, as constraints and the audit log see them: path parameters (an instance's
+        or offer's as `id`) over the JSON body's fields (bulk `ids` as `id`) over the query (never `api_key`)."""
+        found: dict[str, Any] = {k: v for k, v in self.request.query.items() if k not in NEVER_PARAMS}
+        body, _ = self._parsed
+        if isinstance(body, dict):
+            found.update({BODY_ALIASES.get(str(k), str(k)): v for k, v in body.items() if k not in NEVER_PARAMS})
+        found.update({PATH_ALIASES.get(k, k): v for k, v in self.params.items()})
+        return found
 
     def body(self, model: type[M]) -> M:
         data = self.json()
@@ -150,7 +212,7 @@ def gpu_names(call: Call) -> Response:
 
 
 def current_user(call: Call) -> Response:
-    return ok(user_row(call.market.current_user(call.user)))
+    return ok(user_row(call.market.current_user(call.user), key_id=call.who.key.id))
 
 
 def _search(call: Call, body: Any) -> Response:
@@ -185,7 +247,7 @@ def search_asks(call: Call) -> Response:
 def create_instance(call: Call) -> Response:
     body = call.body(CreateInstanceBody)
     inst = call.market.create_instance(call.user, call.int_param("offer_id"), body)
-    return ok({"success": True, "new_contract": inst.id})
+    return ok({"success": True, "new_contract": inst.id}, audit={"new_contract": inst.id})
 
 
 def _project(row: dict[str, Any], cols: list[str] | None) -> dict[str, Any]:
@@ -250,12 +312,110 @@ def charges(call: Call) -> Response:
     })
 
 
+def machines(call: Call) -> Response:
+    return ok({"machines": call.market.machines(call.user)})
+
+
+def unlist_machine(call: Call) -> Response:
+    call.market.unlist_machine(call.user, call.int_param("id"))
+    return ok({"success": True})
+
+
+# ---------------------------------------------------------------------------- teams, roles and members
+
+
+def create_team(call: Call) -> Response:
+    team = call.market.create_team(call.who, call.body(CreateTeamBody))
+    # `team_id` besides Vast's documented two fields: the official CLI's own tests mock this answer with it
+    # (vast-cli tests/cli/test_teams_commands.py), and without it a client cannot tell which team it made.
+    return ok({"success": True, "msg": "Team Successfully Created!", "team_id": team.id}, audit={"team_id": team.id})
+
+
+def destroy_team(call: Call) -> Response:
+    return ok({"success": True, "msg": "Team Successfully Deleted!", "pkey_id": call.market.destroy_team(call.who)})
+
+
+def create_role(call: Call) -> Response:
+    role = call.market.create_role(call.who, call.body(CreateRoleBody))
+    return ok({"msg": "success"}, audit={"role_id": role.id})
+
+
+def show_role(call: Call) -> Response:
+    role = call.market.role(call.who, call.params["name"])
+    return ok({"id": role.id, "name": role.name, "permissions": role.permissions.to_wire()})
+
+
+def list_roles(call: Call) -> Response:
+    return ok([role_row(r) for r in call.market.roles(call.who)])
+
+
+def update_role(call: Call) -> Response:
+    role = call.market.update_role(call.who, call.params["id"], call.body(UpdateRoleBody))
+    return ok({"success": True, "msg": f"Successfully Updated Team Role For {role.name}"})
+
+
+def remove_role(call: Call) -> Response:
+    role = call.market.remove_role(call.who, call.params["name"], call.body(RemoveRoleBody).role_id)
+    return ok({"status": "success", "message": f"Role {role.name} removed from team"}, audit={"role_id": role.id})
+
+
+def invite_member(call: Call) -> Response:
+    body = call.body(InviteBody)
+    query = call.request.query
+    invitation = call.market.invite(call.who, query.get("email") or body.email, query.get("role") or body.role)
+    return ok({"success": True, "msg": f"New invitation sent to {invitation.email}"},
+              audit={"invitation_id": invitation.id})
+
+
+def list_members(call: Call) -> Response:
+    return ok([member_row(account, role) for account, role in call.market.members(call.who)])
+
+
+def remove_member(call: Call) -> Response:
+    call.market.remove_member(call.who, call.int_param("id"))
+    return ok({"status": "success", "message": "User removed from the team."})
+
+
+# --------------------------------------------------------------------------------- keys, credit, audit
+
+
+def create_api_key(call: Call) -> Response:
+    key, secret = call.market.create_api_key(call.who, call.body(CreateApiKeyBody))
+    # The one response that carries a key: it is never stored, logged or shown again.
+    return ok({"success": True, "id": key.id, "key": secret, "permissions": permissions_json(key.permissions)},
+              audit={"key_id": key.id})
+
+
+def list_api_keys(call: Call) -> Response:
+    who = call.who
+    return ok({"apikeys": [api_key_row(k, who.account) for k in call.market.api_keys(who)]})
+
+
+def show_api_key(call: Call) -> Response:
+    who = call.who
+    return ok(api_key_row(call.market.api_key(who, call.int_param("id")), who.account))
+
+
+def delete_api_key(call: Call) -> Response:
+    call.market.delete_api_key(call.who, call.int_param("id"))
+    return ok("Successfully Deleted API Key")
+
+
+def transfer_credit(call: Call) -> Response:
+    call.market.transfer_credit(call.who, call.body(TransferCreditBody))
+    return ok({"success": True})
+
+
+def audit_logs(call: Call) -> Response:
+    return ok([audit_row(e) for e in call.market.audit_logs(call.who)])
+
+
 # ------------------------------------------------------------------------------------ the control plane
 
 
 def _account_json(view: UserView) -> dict[str, Any]:
     a = view.account
-    return {"id": a.id, "username": a.username, "email": a.email,
+    return {"id": a.id, "username": a.username, "email": a.email, "kind": a.kind, "owner_id": a.owner_id,
             "balance": billing.wire(billing.round6(view.balance))}
 
 
@@ -291,6 +451,29 @@ def create_account(call: Call) -> Response:
 
 def list_accounts(call: Call) -> Response:
     return ok({"accounts": [_account_json(v) for v in call.market.accounts()]})
+
+
+def get_account(call: Call) -> Response:
+    return ok({"account": _account_json(call.market.account(call.int_param("account_id")))})
+
+
+def seed_team(call: Call) -> Response:
+    team = call.market.seed_team(call.body(TeamBody))
+    return ok({"success": True, "account": _account_json(call.market.account(team.id))})
+
+
+def seed_team_key(call: Call) -> Response:
+    key = call.market.seed_team_key(call.int_param("team_id"), call.body(TeamKeyBody))
+    return ok({"success": True, "key": api_key_row(key, call.market.account(key.account_id).account)})
+
+
+def accept_invitation(call: Call) -> Response:
+    member = call.market.accept_invitation(call.int_param("team_id"), call.body(AcceptInvitationBody).email)
+    return ok({"success": True, "member": member.model_dump(mode="json")})
+
+
+def list_invitations(call: Call) -> Response:
+    return ok({"invitations": [i.model_dump(mode="json") for i in call.market.invitations()]})
 
 
 def set_balance(call: Call) -> Response:
@@ -359,7 +542,8 @@ def clear_requests(call: Call) -> Response:
 def dump_state(call: Call) -> Response:
     """The whole market as JSON, for assertions and debugging; account key digests are left out."""
     dump = call.market.state_dump()
-    data = dump.state.model_dump(mode="json", exclude={"accounts": {"__all__": {"key_sha256"}}})
+    data = dump.state.model_dump(mode="json", exclude={"accounts": {"__all__": {"key_sha256"}},
+                                                       "api_keys": {"__all__": {"key_sha256"}}})
     for account in data["accounts"].values():
         account["balance"] = billing.wire(billing.round6(dump.balances[account["id"]]))
     data["clock"] = _clock_json(dump.clock)

@@ -2,7 +2,8 @@
 the in-process handle tests use (`start()` / `stop()` / `url` / `market`, also a context manager).
 
 `EmulatorApp.handle` is the whole request pipeline, independent of sockets: route, (API only) latency,
-authenticate, rate-limit, fault rules, handler, request log. Keys are read from `Authorization: Bearer`
+authenticate the key (and its IP allow-list), rate-limit per key, check the key's permissions for the route's
+endpoint, fault rules, handler, audit log, request log. Keys are read from `Authorization: Bearer`
 or `?api_key=` and never logged: the request log and the server log carry the path without its query.
 """
 
@@ -23,6 +24,7 @@ from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 from emulator import catalogue, persistence
+from emulator.access import Caller, authorize
 from emulator.bodies import AccountBody
 from emulator.errors import VastError
 from emulator.models import Account, EmulatorConfig, MarketBackend
@@ -58,35 +60,43 @@ class EmulatorApp:
             return error_response(exc)
         if route.control:
             return self._run(route, Call(self.market, request, params))
-        account, response = self._api(route, params, request)
+        caller, response = self._api(route, params, request)
         self.market.requests.add(method=request.method, path=request.path, operation=route.operation,
                                  status=response.status, timestamp=self.market.clock.now(),
-                                 account_id=account.id if account is not None else None)
+                                 account_id=caller.account.id if caller is not None else None)
         return response
 
-    def _api(self, route: Route, params: dict[str, str], request: Request) -> tuple[Account | None, Response]:
+    def _api(self, route: Route, params: dict[str, str], request: Request) -> tuple[Caller | None, Response]:
         market = self.market
         config = market.config
-        account: Account | None = None
+        caller: Caller | None = None
+        call = Call(market, request, params)
         try:
             if config.latency_ms:
                 self._sleep(config.latency_ms / 1000)
-            account = market.authenticate(api_key_of(request)) if route.auth else None
-            if config.rate_limits and account is not None:
-                market.limiter.check(str(account.id), route.operation, market.clock.now())
+            if route.auth:
+                caller = call.caller = market.identify(api_key_of(request), request.client_ip)
+            if config.rate_limits and caller is not None:
+                market.limiter.check(f"key:{caller.key.id}", route.operation, market.clock.now())
+            if caller is not None and route.endpoint is not None:
+                authorize(caller, route.endpoint, call.request_params)
         except VastError as exc:
-            return account, error_response(exc)
+            return caller, error_response(exc)
         fault = market.faults.pick(route.operation)
         if fault is not None and fault.phase == "before":
             if fault.latency_ms:
                 self._sleep(fault.latency_ms / 1000)
-            return account, fault_response(fault)
-        response = self._run(route, Call(market, request, params, account))
+            return caller, fault_response(fault)
+        response = self._run(route, call)
+        endpoint = route.endpoint
+        if caller is not None and endpoint is not None and endpoint.audited is not None and \
+                200 <= response.status < 300:
+            market.record_audit(caller, endpoint, call.request_params(), response.audit)
         if fault is not None:  # phase "after": the operation happened, the client is told it failed
             if fault.latency_ms:
                 self._sleep(fault.latency_ms / 1000)
             response = fault_response(fault)
-        return account, response
+        return caller, response
 
     def _run(self, route: Route, call: Call) -> Response:
         try:
@@ -187,7 +197,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         headers = {k.lower(): v for k, v in self.headers.items()}
-        request = Request(method=method, path=url.path, query=query, headers=headers, body=body)
+        request = Request(method=method, path=url.path, query=query, headers=headers, body=body,
+                          client_ip=str(self.client_address[0]))
         response = self.server.app.handle(request)
         log.info("%s %s -> %s", method, url.path, response.status or "dropped")
         if response.drop:

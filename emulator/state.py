@@ -8,28 +8,36 @@ from __future__ import annotations
 
 import hashlib
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from emulator import billing
 from emulator.catalogue import Offer
 from emulator.clock import ClockState
+from fleet.permissions import KeyParams, PermissionSet
 
 __all__ = [
     "Account",
+    "ApiKey",
+    "AuditEntry",
     "ChargeDay",
     "EmulatorConfig",
     "Fault",
     "Instance",
+    "Invitation",
     "MarketState",
+    "Member",
     "RaceRule",
+    "Role",
     "key_digest",
 ]
 
 FIRST_INSTANCE_ID = 21_000_000
 FIRST_ACCOUNT_ID = 100_001
 FIRST_CUSTOM_OFFER_ID = 9_000_000
+FIRST_KEY_ID = 500_001
+FIRST_ROLE_ID = 7_001
 
 Fault = Literal["stuck_loading", "exit_on_start"]
 
@@ -50,13 +58,93 @@ class EmulatorConfig(BaseModel):
 
 
 class Account(BaseModel):
+    """A Vast account: a person's (`user`), or a team's (`team`: created by its owner, a separate account with
+    its own balance, instances and charges; docs.vast.ai/guides/teams/teams-overview). Its keys are `ApiKey`s."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    username: str  # a team's is its team name (unique among all usernames, as Vast requires)
+    email: str
+    credit: Decimal  # all money ever put in; the balance is this minus the charges
+    created_at: float
+    kind: Literal["user", "team"] = "user"
+    owner_id: int | None = None  # a team's owner (a user account)
+    deleted_at: float | None = None  # a destroyed team
+    key_sha256: str | None = Field(default=None, repr=False)  # state files before `ApiKey`: migrated at load
+
+
+class ApiKey(BaseModel):
+    """One API key: who holds it (`user_id`, a user account) and which account it acts on (`account_id`: the
+    holder's own, or a team's for a key made in the team's context, Vast's `key_type` "team"). `permissions`
+    None is everything the holder may do there (the account's main key; in a team, the holder's role).
+    The key itself is never kept: only its SHA-256."""
+
     model_config = ConfigDict(extra="forbid")
 
     id: int
     key_sha256: str = Field(repr=False)
-    username: str
+    account_id: int
+    user_id: int
+    name: str | None
+    key_type: Literal["api", "team"]
+    primary: bool = False  # the account's main key (from /_emulator/accounts): cannot be deleted
+    permissions: PermissionSet | None = None
+    key_params: KeyParams = Field(default_factory=KeyParams)
+    created_at: float
+    deleted_at: float | None = None
+
+
+class Role(BaseModel):
+    """A team role. `identifier` marks Vast's default roles (`team_owner`, `team_manager`, `team_member`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    team_id: int
+    name: str
+    identifier: str | None = None
+    permissions: PermissionSet
+    created_at: float
+
+
+class Member(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    team_id: int
+    user_id: int
+    role_id: int
+    joined_at: float
+
+
+class Invitation(BaseModel):
+    """An invitation e-mailed to `email`; accepted through the control plane (the e-mail's link)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    team_id: int
     email: str
-    credit: Decimal  # all money ever put in; the balance is this minus the charges
+    role_id: int
+    invited_by: int  # user account id
+    created_at: float
+    expires_at: float
+    accepted_at: float | None = None
+
+
+class AuditEntry(BaseModel):
+    """One important action, as `GET /api/v0/audit_logs/` lists it (the CLI's columns: ip_address,
+    api_key_id, created_at, api_route, args), kept in the log of the account the key acted on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    account_id: int
+    user_id: int
+    api_key_id: int
+    ip_address: str
+    api_route: str
+    args: dict[str, Any]
     created_at: float
 
 
@@ -138,6 +226,11 @@ class MarketState(BaseModel):
     taken: dict[int, int | None] = Field(default_factory=dict)  # offer id -> our instance id, None: someone else
     accounts: dict[int, Account] = Field(default_factory=dict)
     instances: dict[int, Instance] = Field(default_factory=dict)
+    api_keys: dict[int, ApiKey] = Field(default_factory=dict)
+    roles: dict[int, Role] = Field(default_factory=dict)
+    members: dict[str, Member] = Field(default_factory=dict)  # "<team id>:<user id>"
+    invitations: dict[int, Invitation] = Field(default_factory=dict)
+    audit: list[AuditEntry] = Field(default_factory=list)
     charges: dict[str, ChargeDay] = Field(default_factory=dict)  # "<instance id>:<day>"
     races: list[RaceRule] = Field(default_factory=list)
     clock: ClockState = Field(default_factory=ClockState)
@@ -145,4 +238,8 @@ class MarketState(BaseModel):
     next_instance_id: int = FIRST_INSTANCE_ID
     next_account_id: int = FIRST_ACCOUNT_ID
     next_offer_id: int = FIRST_CUSTOM_OFFER_ID
+    next_key_id: int = FIRST_KEY_ID
+    next_role_id: int = FIRST_ROLE_ID
+    next_invitation_id: int = 1
+    next_audit_id: int = 1
     billed_until: float = 0.0

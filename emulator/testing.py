@@ -1,5 +1,6 @@
-"""Helpers for tests that run against the emulator: an account factory and a stdlib HTTP helper for the
-control plane and for raw API calls (tests of vastguard's own client should of course use that client).
+"""Helpers for tests that run against the emulator: account, team and team-key factories and a stdlib HTTP
+helper for the control plane and for raw API calls (tests of vastguard's own client should of course use that
+client).
 
 Keys made here are random per test and never printed: `EmulatorAccount.api_key` is excluded from repr,
 so a failing assertion that shows the account does not show its key.
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from emulator.bodies import TeamBody, TeamKeyBody
 from emulator.server import EmulatorServer
 
 
@@ -35,6 +37,31 @@ def make_account(server: EmulatorServer, *, balance: float | int | str | Decimal
     key = api_key or new_api_key()
     account = server.create_account(api_key=key, balance=balance, username=username)
     return EmulatorAccount(id=account.id, username=account.username, api_key=key)
+
+
+@dataclass(frozen=True)
+class EmulatorTeam:
+    id: int
+    name: str
+    owner_id: int
+
+
+def make_team(server: EmulatorServer, owner: EmulatorAccount, *, name: str | None = None,
+              transfer_credit: float | int | str | Decimal = 0) -> EmulatorTeam:
+    """A team owned by `owner`, as its `POST /api/v0/team/` would make it."""
+    team = server.market.seed_team(TeamBody(owner_id=owner.id, team_name=name or f"team-{secrets.token_hex(4)}",
+                                            transfer_credit=Decimal(str(transfer_credit))))
+    return EmulatorTeam(id=team.id, name=team.username, owner_id=owner.id)
+
+
+def make_team_key(server: EmulatorServer, team: EmulatorTeam, *, user_id: int | None = None,
+                  permissions: Any = None, key_params: Any = None, name: str = "console") -> str:
+    """A key in the team's context for a member (default: the owner), as the console makes one after switching
+    into the team (Vast has no API for that first key). Random, like `new_api_key`."""
+    key = new_api_key()
+    server.market.seed_team_key(team.id, TeamKeyBody(api_key=key, user_id=user_id, name=name,
+                                                     permissions=permissions, key_params=key_params))
+    return key
 
 
 @dataclass(frozen=True)
@@ -111,3 +138,11 @@ class Control:
 
     def requests(self, operation: str | None = None) -> Any:
         return self.call("GET", "/requests", query={"operation": operation} if operation else None)
+
+    def account(self, account_id: int) -> Any:
+        """Any account's record and balance (a team's too)."""
+        return self.call("GET", f"/accounts/{account_id}")["account"]
+
+    def accept_invitation(self, team_id: int, email: str) -> Any:
+        """What the link in the invitation e-mail does."""
+        return self.call("POST", f"/teams/{team_id}/invitations/accept", {"email": email})["member"]

@@ -17,7 +17,8 @@ from emulator import billing
 
 if TYPE_CHECKING:
     from emulator.results import ChargeLine, OfferQuote, UserView
-    from emulator.state import Instance
+    from emulator.state import Account, ApiKey, AuditEntry, Instance, Role
+    from fleet.permissions import PermissionSet
 
 SSH_HOST = "ssh5.vast.ai"
 
@@ -210,13 +211,15 @@ def charge_row(line: ChargeLine) -> dict[str, Any]:
     }
 
 
-def user_row(view: UserView) -> dict[str, Any]:
+def user_row(view: UserView, *, key_id: int | None = None) -> dict[str, Any]:
     """Vast's user record also carries `api_key`; the emulator never echoes a key, here or anywhere.
-    `balance` and `credit` are both the prepaid funds left (the emulator has no post-paid invoicing)."""
+    `balance` and `credit` are both the prepaid funds left (the emulator has no post-paid invoicing).
+    `key_id` is the calling key's (Vast's "Active API key ID"); a team key reads the team's record."""
     a = view.account
     money = billing.wire(billing.round6(view.balance))
     return {
         "id": a.id,
+        "key_id": key_id,
         "username": a.username,
         "email": a.email,
         "fullname": a.username,
@@ -239,3 +242,44 @@ def user_row(view: UserView) -> dict[str, Any]:
         "user": a.username,
         "created_at": a.created_at,
     }
+
+
+def permissions_json(permissions: PermissionSet | None) -> dict[str, Any] | bool:
+    """A key's permissions on the wire: the document, or `false` for a key without one of its own (Vast's
+    "False when permissions are disabled": everything its holder may do)."""
+    return False if permissions is None else permissions.to_wire()
+
+
+def api_key_row(key: ApiKey, context: Account) -> dict[str, Any]:
+    """A key as `GET /api/v0/auth/apikeys/` lists it: never the key itself (Vast sends `"key": null`)."""
+    team = context.kind == "team"
+    return {
+        "id": key.id,
+        "user_id": key.user_id,
+        "key": None,
+        "key_type": key.key_type,
+        "name": key.name,
+        "primary": key.primary,
+        "team_id": context.id if team else None,
+        "team_name": context.username if team else None,
+        "team_owner": context.owner_id if team else None,
+        "permissions": permissions_json(key.permissions),
+        "key_params": key.key_params.to_wire(),
+        "created_at": key.created_at,
+    }
+
+
+def role_row(role: Role) -> dict[str, Any]:
+    return {"id": role.id, "name": role.name, "permissions": role.permissions.to_wire(),
+            "identifier": role.identifier}
+
+
+def member_row(account: Account, role: Role) -> dict[str, Any]:
+    return {"id": account.id, "username": account.username, "email": account.email, "fullname": account.username,
+            "roles": [role.name]}
+
+
+def audit_row(entry: AuditEntry) -> dict[str, Any]:
+    return {"id": entry.id, "user_id": entry.user_id, "api_key_id": entry.api_key_id,
+            "ip_address": entry.ip_address, "api_route": entry.api_route, "args": entry.args,
+            "created_at": entry.created_at}

@@ -4,10 +4,11 @@ Pulumi homes and their engine logs, workspaces, captured output, failure reports
 
 A pytest plugin, registered by `tests/conftest.py`. During the session it records
 
-- every key an emulator account is created with, at the one place all of them pass through,
-  `MarketBackend.create_account` (the in-process `EmulatorServer.create_account`, `emulator.testing.make_account`
-  and the control plane's `POST /_emulator/accounts` all end there). Child Python processes (`vastguard demo`,
-  `python -m emulator`) create theirs out of reach, so the session puts a `sitecustomize` on their PYTHONPATH that
+- every key an emulator holds, at the one place all of them pass through, `MarketBackend.store_key`: an account's
+  main key (the in-process `EmulatorServer.create_account`, `emulator.testing.make_account` and the control
+  plane's `POST /_emulator/accounts` all end there), a key the emulator mints for `POST /api/v0/auth/apikeys/`, and
+  a team key seeded through `POST /_emulator/teams/{id}/keys`. Child Python processes (`vastguard demo`,
+  `python -m emulator`) make theirs out of reach, so the session puts a `sitecustomize` on their PYTHONPATH that
   wraps the same method there and sends each key back over a Unix datagram socket: memory only, never a file;
 - the salt of every stack a `Workspace` initialises (in this process and in children): Pulumi 3.259 writes its
   engine debug logs to `$PULUMI_HOME/logs` encrypted with the stack's passphrase key, and a stack whose workspace
@@ -453,13 +454,13 @@ def _send(kind, value):
 
 
 def _patch_market(module):
-    original = module.MarketBackend.create_account
+    original = module.MarketBackend.store_key
 
-    def create_account(self, body, *args, **kwargs):
-        _send(b"key", body.api_key)
-        return original(self, body, *args, **kwargs)
+    def store_key(self, api_key, *args, **kwargs):
+        _send(b"key", api_key)
+        return original(self, api_key, *args, **kwargs)
 
-    module.MarketBackend.create_account = create_account
+    module.MarketBackend.store_key = store_key
 
 
 def _patch_workspace(module):
@@ -596,14 +597,14 @@ def _install_hooks() -> None:
     from emulator.models import MarketBackend
     from vastguard.workspace import Workspace
 
-    create_account = MarketBackend.create_account
+    store_key = MarketBackend.store_key
 
-    @functools.wraps(create_account)
-    def recording_create_account(self: MarketBackend, body: Any) -> Any:
-        record_api_key(body.api_key)
-        return create_account(self, body)
+    @functools.wraps(store_key)
+    def recording_store_key(self: MarketBackend, api_key: str, **fields: Any) -> Any:
+        record_api_key(api_key)
+        return store_key(self, api_key, **fields)
 
-    MarketBackend.create_account = recording_create_account  # type: ignore[method-assign,assignment]
+    MarketBackend.store_key = recording_store_key  # type: ignore[method-assign,assignment]
 
     init_team = Workspace.init_team
 

@@ -130,6 +130,27 @@ def test_clean():
     assert_never_shown(result, key)
 
 
+def test_a_key_the_emulator_mints_through_the_api_is_swept_too(pytester: pytest.Pytester) -> None:
+    # `POST /api/v0/auth/apikeys/` makes the key in the emulator; the test only ever sees the response.
+    result = inner_session(pytester, """
+import json
+from emulator import EmulatorServer
+from emulator.testing import http, make_account
+
+def test_minted(tmp_path):
+    with EmulatorServer(port=0, seed=1, provision_delay=0) as srv:
+        owner = make_account(srv)
+        made = http(srv.url, "POST", "/api/v0/auth/apikeys/", key=owner.api_key,
+                    body={"name": "ci", "permissions": {"api": {"misc": {}}}}).json()
+    (tmp_path / "minted.txt").write_text(made["key"])
+""")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([
+        "*secrets sweep FAILED: 1 leak(s) of 1 API key(s); 2 API keys swept*",
+        "  key sha256:* (raw) in */test_minted0/minted.txt",
+    ])
+
+
 def test_a_key_issued_in_a_child_process_is_swept_too(pytester: pytest.Pytester) -> None:
     # `vastguard demo` and `python -m emulator` create accounts in a process of their own.
     result = inner_session(pytester, f"""
