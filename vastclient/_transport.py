@@ -68,10 +68,11 @@ CLOCK_HEADER = "X-Emulator-Time"
 """Epoch seconds, full precision: the local emulator's virtual clock. Real Vast sends only `Date`."""
 
 
-def redact(text: str, secret: str) -> str:
-    """Remove the key, and anything shaped like a credential, from text a server or library produced."""
-    if secret:
-        text = text.replace(secret, "***")
+def redact(text: str, *secrets: str) -> str:
+    """Remove the keys, and anything shaped like a credential, from text a server or library produced."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
     text = re.sub(r"(?i)(api_key=)[^&\s\"']+", r"\1***", text)
     return re.sub(r"(?i)(bearer\s+)[^\s\"']+", r"\1***", text)
 
@@ -131,6 +132,8 @@ class Transport:
         pace: bool = False,
     ) -> None:
         self._key = SecretStr(api_key)  # plain only inside the httpx client's headers
+        # Keys this client was handed by Vast (`create_api_key`): redacted from every text like its own.
+        self._received: list[SecretStr] = []
         self._timeout = timeout
         self.retry = retry
         self._clock = clock
@@ -167,6 +170,14 @@ class Transport:
 
     def deadline(self, seconds: float) -> Deadline:
         return Deadline(self._clock, seconds)
+
+    def add_secret(self, secret: str) -> None:
+        """Redact `secret` (a key Vast just issued) from everything this client reports from now on."""
+        if secret and all(s.get_secret_value() != secret for s in self._received):
+            self._received.append(SecretStr(secret))
+
+    def redact(self, text: str) -> str:
+        return redact(text, self._key.get_secret_value(), *(s.get_secret_value() for s in self._received))
 
     def close(self) -> None:
         self._closed = True
@@ -214,7 +225,7 @@ class Transport:
             return failure
         except httpx.InvalidURL as exc:
             return Failure(
-                error=TransportError(f"invalid URL: {redact(str(exc), self._key.get_secret_value())}", **where),
+                error=TransportError(f"invalid URL: {self.redact(str(exc))}", **where),
                 retryable=False,
                 acted=False,
             )
@@ -229,7 +240,7 @@ class Transport:
         return self._interpret(response, where)
 
     def _transport_failure(self, exc: httpx.HTTPError, where: dict[str, Any]) -> Failure:
-        detail = redact(str(exc), self._key.get_secret_value()) or type(exc).__name__
+        detail = self.redact(str(exc)) or type(exc).__name__
         # Connect errors and pool timeouts happen before a byte of the request leaves; anything later
         # (read timeout, reset, half-written request) may have reached Vast and been acted upon.
         unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
@@ -300,7 +311,7 @@ class Transport:
             message = self._clip(text) or "(empty body)"
             return None, message
         code = payload.get("error")
-        code_text = redact(str(code), self._key.get_secret_value()) if isinstance(code, str) and code else None
+        code_text = self.redact(str(code)) if isinstance(code, str) and code else None
         for key in ("msg", "message", "detail"):
             value = payload.get(key)
             if value:
@@ -308,7 +319,7 @@ class Transport:
         return code_text, code_text or self._clip(text)
 
     def _clip(self, text: str) -> str:
-        text = redact(text.strip(), self._key.get_secret_value())
+        text = self.redact(text.strip())
         return text if len(text) <= _TEXT_LIMIT else text[:_TEXT_LIMIT] + "..."
 
     def _wait_hint(self, response: httpx.Response) -> float | None:
@@ -341,15 +352,22 @@ class Transport:
         query: Mapping[str, Any] | None = None,
         body: Any = None,
         deadline: Deadline,
+        repeatable: bool = True,
+        unsure: str | None = None,
     ) -> Any:
-        """`send` with retries inside `deadline`. For requests that are safe to repeat (everything but a
-        rent; see `VastClient.create_instance` for that one)."""
+        """`send` with retries inside `deadline`. `repeatable=False` for a request that must not happen twice
+        (a credit transfer, a new key): it is retried only when Vast cannot have acted on it (a 429, a refused
+        connection), and a failure after which it may have happened is raised at once, with `unsure` (what to
+        check before trying again) as a note. A rent has its own loop: `VastClient.create_instance`."""
         attempt = 0
         while True:
             attempt += 1
             result = self.send(method, path, query=query, body=body, deadline=deadline, attempt=attempt)
             if not isinstance(result, Failure):
                 return result
+            if not repeatable and result.acted:
+                result.error.add_note(unsure or f"{method} {path} may have happened: check before repeating it")
+                raise result.error
             delay = self.delay_before_retry(result, attempt, deadline)
             if delay is None:
                 raise result.error

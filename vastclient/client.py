@@ -12,14 +12,18 @@ import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any, Literal, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
 from fleet.stack_config import SET_KEY_COMMAND
+from fleet.permissions import InvalidPermissions, KeyParams, PermissionSet
 from vastclient._retry import Deadline, Failure, RetryPolicy
 from vastclient._transport import Transport
+from vastclient.bodies import CreateApiKeyBody, CreateTeamBody, RoleBody, TransferCreditBody, UpdateRoleBody
 from vastclient.errors import (
     CreateOutcomeUnknownError,
     InvalidRequestError,
@@ -29,7 +33,18 @@ from vastclient.errors import (
     UnexpectedResponseError,
     VastError,
 )
-from vastclient.models import Charge, Instance, Offer, User, keep_one
+from vastclient.models import (
+    ApiKeyInfo,
+    AuditEntry,
+    Charge,
+    CreatedApiKey,
+    Instance,
+    Member,
+    Offer,
+    Role,
+    User,
+    keep_one,
+)
 from vastclient.query import OfferQuery
 
 __all__ = ["API_KEY_ENV", "DEFAULT_BASE_URL", "MISSING_KEY_HELP", "URL_ENV", "ChargeType", "VastClient"]
@@ -44,6 +59,7 @@ _MAX_PAGES = 10_000
 
 ChargeType = Literal["instance", "volume", "serverless"]
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 API_KEY_ENV = "VAST_API_KEY"
 """Where the key is read from when not passed (the official CLI's name)."""
@@ -438,6 +454,129 @@ class VastClient:
         return [_parse(Charge, row, f"GET {path}") for row in rows]
 
 
+    # -- teams, roles, members ---------------------------------------------------------------------------
+    #
+    # A team is an account of its own. The key that creates it keeps acting on its personal account; every
+    # call below about roles and members, and every key created for the team, needs a client whose key was made
+    # in the team's context (see vastclient/README.md, "Access control").
+
+    def create_team(self, name: str, *, transfer_credit: Decimal | int | str = 0) -> int:
+        """Create a team (a separate account) owned by this key's user, moving `transfer_credit` dollars of
+        personal credit into it; returns the team's account id. Not repeated after an unclear failure: a
+        second team would be made."""
+        body = _body(CreateTeamBody, team_name=name, transfer_credit=Decimal(str(transfer_credit)))
+        data = self._t.call("POST", "/api/v0/team/", body=body.wire(), deadline=self._deadline(), repeatable=False,
+                            unsure=f"the team {name!r} may have been created: look for it before creating it again")
+        team_id = _as_int(data.get("team_id")) if isinstance(data, dict) else None
+        if team_id is None:
+            raise UnexpectedResponseError("team created, but the answer names no team_id", method="POST",
+                                          path="/api/v0/team/")
+        return team_id
+
+    def destroy_team(self) -> int:
+        """Delete the team this key acts in (its owner's key only); what is left of its balance goes back to the
+        owner. Returns the owner's primary key id (Vast's `pkey_id`)."""
+        data = self._t.call("DELETE", "/api/v0/team/", body={}, deadline=self._deadline(), repeatable=False)
+        return _as_int(data.get("pkey_id") if isinstance(data, dict) else None) or 0
+
+    def create_role(self, name: str, permissions: PermissionSet | Mapping[str, Any]) -> Role:
+        """A custom role in this key's team; returns it as Vast stored it (looked up by name afterwards, since
+        Vast's answer to the creation is only `{"msg": "success"}`)."""
+        body = _body(RoleBody, name=name, permissions=_permission_set(permissions))
+        self._t.call("POST", "/api/v0/team/roles/", body=body.wire(), deadline=self._deadline(), repeatable=False)
+        return self.get_role(name)
+
+    def get_role(self, name: str) -> Role:
+        path = f"/api/v0/team/roles/{quote(name, safe='')}/"
+        return _parse(Role, self._t.call("GET", path, deadline=self._deadline()), f"GET {path}")
+
+    def list_roles(self) -> list[Role]:
+        """Every role of this key's team but the owner's (Vast's `roles-full`)."""
+        path = "/api/v0/team/roles-full/"
+        return [_parse(Role, row, f"GET {path}") for row in _rows(self._t.call("GET", path, deadline=self._deadline()),
+                                                                  None, f"GET {path}")]
+
+    def update_role(self, role_id: int, *, name: str | None = None,
+                    permissions: PermissionSet | Mapping[str, Any] | None = None) -> None:
+        wanted = None if permissions is None else _permission_set(permissions)
+        body = _body(UpdateRoleBody, name=name, permissions=wanted)
+        self._t.call("PUT", f"/api/v0/team/roles/{int(role_id)}/", body=body.wire(), deadline=self._deadline())
+
+    def remove_role(self, name: str) -> None:
+        self._t.call("DELETE", f"/api/v0/team/roles/{quote(name, safe='')}/", body={}, deadline=self._deadline(),
+                     repeatable=False)
+
+    def invite_member(self, email: str, role: str) -> None:
+        """E-mail an invitation to join this key's team with `role` (it expires after 4 hours)."""
+        if not email.strip() or not role.strip():
+            raise InvalidRequestError("invite_member needs an e-mail address and a role name")
+        self._t.call("POST", "/api/v0/team/invite/", query={"email": email, "role": role}, body={},
+                     deadline=self._deadline(), repeatable=False)
+
+    def list_members(self) -> list[Member]:
+        path = "/api/v0/team/members/"
+        data = self._t.call("GET", path, deadline=self._deadline())
+        return [_parse(Member, row, f"GET {path}") for row in _rows(data, None, f"GET {path}")]
+
+    def remove_member(self, user_id: int) -> None:
+        """Remove a member from this key's team; Vast revokes every key they hold in it."""
+        self._t.call("DELETE", f"/api/v0/team/members/{int(user_id)}/", body={}, deadline=self._deadline(),
+                     repeatable=False)
+
+    # -- API keys, credit, audit log -----------------------------------------------------------------------
+
+    def create_api_key(self, name: str, *, permissions: PermissionSet | Mapping[str, Any] | None = None,
+                       key_params: KeyParams | Mapping[str, Any] | None = None) -> CreatedApiKey:
+        """A new key acting on the account this key acts on (a team's, for a team key), with at most the rights
+        this key holds; `permissions` None gives it exactly those. The key is in the result only, as a
+        `SecretStr`, and this client redacts it from everything it reports afterwards. Not repeated after an
+        unclear failure (a key nobody holds would be left behind): list the keys and delete strays."""
+        params = None if key_params is None else (
+            key_params if isinstance(key_params, KeyParams) else _checked(KeyParams.parse, key_params))
+        body = _body(CreateApiKeyBody, name=name,
+                     permissions=None if permissions is None else _permission_set(permissions), key_params=params)
+        path = "/api/v0/auth/apikeys/"
+        data = self._t.call("POST", path, body=body.wire(), deadline=self._deadline(), repeatable=False,
+                            unsure=f"a key named {name!r} may have been created: list_api_keys() and delete it "
+                                   "before creating another")
+        secret = data.get("key") if isinstance(data, dict) else None
+        if not isinstance(secret, str) or not secret:
+            raise UnexpectedResponseError("key created, but the answer holds no key", method="POST", path=path)
+        self._t.add_secret(secret)
+        return _parse(CreatedApiKey, data, f"POST {path}")
+
+    def list_api_keys(self) -> list[ApiKeyInfo]:
+        """This key's user's keys in the account this key acts on (never the keys themselves)."""
+        path = "/api/v0/auth/apikeys/"
+        data = self._t.call("GET", path, deadline=self._deadline())
+        return [_parse(ApiKeyInfo, row, f"GET {path}") for row in _rows(data, "apikeys", f"GET {path}")]
+
+    def get_api_key(self, key_id: int) -> ApiKeyInfo:
+        path = f"/api/v0/auth/apikeys/{int(key_id)}/"
+        return _parse(ApiKeyInfo, self._t.call("GET", path, deadline=self._deadline()), f"GET {path}")
+
+    def delete_api_key(self, key_id: int) -> None:
+        """Revoke a key (not the account's primary one): it is refused from the next request on."""
+        self._t.call("DELETE", f"/api/v0/auth/apikeys/{int(key_id)}/", body={}, deadline=self._deadline(),
+                     repeatable=False)
+
+    def transfer_credit(self, recipient: str | int, amount: Decimal | int | str) -> None:
+        """Move `amount` dollars (whole cents) from the account this key acts on to `recipient` (an account id
+        or e-mail); a team may send credit only to its owner. Never repeated after an unclear failure: read
+        both balances before trying again."""
+        body = _body(TransferCreditBody, recipient=str(recipient), amount=Decimal(str(amount)))
+        self._t.call("PUT", "/api/v0/commands/transfer_credit/", body=body.wire(), deadline=self._deadline(),
+                     repeatable=False, unsure=f"{amount} may have been sent to {recipient}: read both balances "
+                                              "(current_user) before sending again")
+
+    def audit_logs(self) -> list[AuditEntry]:
+        """What the keys of the account this key acts on did: creates, destroys, key and role changes,
+        transfers."""
+        path = "/api/v0/audit_logs/"
+        data = self._t.call("GET", path, deadline=self._deadline())
+        return [_parse(AuditEntry, row, f"GET {path}") for row in _rows(data, None, f"GET {path}")]
+
+
 # -- helpers ---------------------------------------------------------------------------------------------
 
 
@@ -477,6 +616,38 @@ def _parse(model: type[M], row: Any, where: str) -> M:
         raise UnexpectedResponseError(
             f"{model.__name__} does not parse: {problems}", method=method, path=path
         ) from None
+
+
+B = TypeVar("B", bound=BaseModel)
+
+
+def _body(model: type[B], **fields: Any) -> B:
+    """A request body, validated before anything is sent: a bad field is an `InvalidRequestError` naming it."""
+    try:
+        return model.model_validate({k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or model.__name__}: {e['msg']}"
+                             for e in exc.errors()[:5])
+        raise InvalidRequestError(problems) from None
+
+
+def _checked(parse: Callable[[Any], T], raw: Any) -> T:
+    try:
+        return parse(raw)
+    except InvalidPermissions as exc:
+        raise InvalidRequestError(str(exc)) from None
+
+
+def _permission_set(permissions: PermissionSet | Mapping[str, Any]) -> PermissionSet:
+    return permissions if isinstance(permissions, PermissionSet) else _checked(PermissionSet.parse, dict(permissions))
+
+
+def _rows(data: Any, key: str | None, where: str) -> list[Any]:
+    rows = data if key is None else _field(data, key, where)
+    if not isinstance(rows, list):
+        method, _, path = where.partition(" ")
+        raise UnexpectedResponseError(f"{key or 'the answer'} is not a list", method=method, path=path)
+    return rows
 
 
 def _field(data: Any, key: str, where: str) -> Any:

@@ -1,4 +1,5 @@
-"""Typed views of what Vast.ai returns: offers, instances, charges, the current user.
+"""Typed views of what Vast.ai returns: offers, instances, charges, the current user, and access control (keys,
+roles, members, the audit log; their permission documents are `fleet.permissions`).
 
 Vast's JSON is loose, so every model ignores fields it does not name (Vast adds fields often, and the
 user record even carries the account's `api_key`, which must never land in an object we might log) and
@@ -15,17 +16,24 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
+
+from fleet.permissions import InvalidPermissions, KeyParams, PermissionSet
 
 __all__ = [
     "FAILED_STATUSES",
     "PENDING_STATUSES",
+    "ApiKeyInfo",
+    "AuditEntry",
     "Charge",
     "ChargeItem",
     "ChargeMetadata",
+    "CreatedApiKey",
     "Instance",
     "InstancePhase",
+    "Member",
     "Offer",
+    "Role",
     "User",
     "keep_one",
 ]
@@ -252,3 +260,84 @@ class User(_VastModel):
     credit: OptDecimal = None
     balance_threshold: OptDecimal = None
     has_billing: OptBool = None
+
+
+# -- access control: teams, roles, members, API keys, the audit log -------------------------------------------
+
+
+def _permissions(value: Any) -> Any:
+    """Vast sends a key's permissions as the document, its JSON text, or `false` (no document of its own)."""
+    if value is None or value is False or value == "":
+        return None
+    if isinstance(value, PermissionSet):
+        return value
+    try:
+        return PermissionSet.parse(value)
+    except InvalidPermissions as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _key_params(value: Any) -> Any:
+    if isinstance(value, KeyParams):
+        return value
+    try:
+        return KeyParams.parse(value)
+    except InvalidPermissions as exc:
+        raise ValueError(str(exc)) from None
+
+
+Permissions = Annotated[PermissionSet | None, BeforeValidator(_permissions)]
+
+
+class CreatedApiKey(_VastModel):
+    """A key just created: the only time Vast shows it. `key` is a `SecretStr` (`key.get_secret_value()`), so
+    that printing, logging or repr of this object never shows it; store it as a secret at once."""
+
+    id: Int
+    key: SecretStr = Field(repr=False)
+    permissions: Permissions = None
+
+
+class ApiKeyInfo(_VastModel):
+    """A key as Vast lists it (never the key itself). In a team's context `team_id` names the team."""
+
+    id: Int
+    user_id: OptInt = None
+    name: OptStr = None
+    key_type: OptStr = None
+    primary: OptBool = None
+    team_id: OptInt = None
+    team_name: OptStr = None
+    team_owner: OptInt = None
+    permissions: Permissions = None
+    key_params: Annotated[KeyParams, BeforeValidator(_key_params)] = Field(default_factory=KeyParams)
+    created_at: OptFloat = None
+
+
+class Role(_VastModel):
+    """A team role. `identifier` marks Vast's default ones (`team_owner`, `team_manager`, `team_member`)."""
+
+    id: Int
+    name: str
+    permissions: Annotated[PermissionSet, BeforeValidator(_permissions)]
+    identifier: OptStr = None
+
+
+class Member(_VastModel):
+    id: Int
+    username: OptStr = None
+    email: OptStr = None
+    fullname: OptStr = None
+    roles: list[str] = Field(default_factory=list)
+
+
+class AuditEntry(_VastModel):
+    """One important action a key took (`api_route`), from which address, with which arguments."""
+
+    api_route: str
+    api_key_id: OptInt = None
+    user_id: OptInt = None
+    ip_address: OptStr = None
+    args: Any = None
+    created_at: OptFloat = None
+    id: OptInt = None

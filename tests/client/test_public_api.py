@@ -12,7 +12,8 @@ from vastclient import errors
 
 EXPECTED = {
     "API_KEY_ENV", "DEFAULT_BASE_URL", "MISSING_KEY_HELP", "URL_ENV", "FAILED_STATUSES", "PENDING_STATUSES",
-    "ApiError", "AuthError", "Charge", "ChargeItem", "ChargeMetadata", "ChargeType",
+    "ApiError", "ApiKeyInfo", "AuditEntry", "AuthError", "CreatedApiKey", "Member", "Role",
+    "Charge", "ChargeItem", "ChargeMetadata", "ChargeType",
     "CreateOutcomeUnknownError", "Instance", "InstancePhase", "InvalidRequestError", "MissingApiKeyError",
     "NoSuchInstanceError", "NotFoundError", "Offer", "OfferQuery", "OfferType", "OfferUnavailableError",
     "QuotaExceededError",
