@@ -135,11 +135,12 @@ def _check(doc: PermissionSet, whose: str, category: Category, name: str, params
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is int:
+        return float(value)
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is str:
         try:
             number = float(value.strip())
         except ValueError:
@@ -155,21 +156,25 @@ def admits(constraint: Constraint, value: Any) -> bool:
         return bool(value) and all(admits(constraint, v) for v in value)
     if value is None or isinstance(value, dict):
         return False
-    if constraint.eq is not None:
-        wanted, got = _number(constraint.eq), _number(value)
+    got = _number(value)
+    eq, lte, gte = constraint.eq, constraint.lte, constraint.gte
+    if eq is not None:
+        wanted = _number(eq)
         if wanted is not None and got is not None:
             if wanted != got:
                 return False
-        elif isinstance(constraint.eq, bool) or isinstance(value, bool):
-            if value is not constraint.eq and str(value).lower() != str(constraint.eq).lower():
+        elif isinstance(eq, bool) or isinstance(value, bool):
+            if value is not eq and str(value).lower() != str(eq).lower():
                 return False
-        elif str(value) != str(constraint.eq):
+        elif str(value) != str(eq):
             return False
-    for bound, below in ((constraint.lte, True), (constraint.gte, False)):
-        if bound is None:
-            continue
-        got, limit = _number(value), _number(bound)
-        if got is None or limit is None or (got > limit if below else got < limit):
+    if lte is not None:
+        limit = _number(lte)
+        if got is None or limit is None or got > limit:
+            return False
+    if gte is not None:
+        limit = _number(gte)
+        if got is None or limit is None or got < limit:
             return False
     return True
 

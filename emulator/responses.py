@@ -184,9 +184,14 @@ class Call:
     def request_params(self) -> dict[str, Any]:
         """The request's parameters, as constraints and the audit log see them: path parameters (an instance's
         or offer's as `id`) over the JSON body's fields (bulk `ids` as `id`) over the query (never `api_key`)."""
-        found: dict[str, Any] = {k: v for k, v in self.request.query.items() if k not in NEVER_PARAMS}
+        return self._request_params
+
+    @functools.cached_property
+    def _request_params(self) -> dict[str, Any]:
+        query = self.request.query
+        found: dict[str, Any] = {k: v for k, v in query.items() if k not in NEVER_PARAMS} if query else {}
         body, _ = self._parsed
-        if isinstance(body, dict):
+        if isinstance(body, dict) and body:
             found.update({BODY_ALIASES.get(str(k), str(k)): v for k, v in body.items() if k not in NEVER_PARAMS})
         found.update({PATH_ALIASES.get(k, k): v for k, v in self.params.items()})
         return found
