@@ -19,8 +19,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from fleet.stack_config import SET_KEY_COMMAND
 from fleet.permissions import InvalidPermissions, KeyParams, PermissionSet
+from fleet.stack_config import SET_KEY_COMMAND
 from vastclient._retry import Deadline, Failure, RetryPolicy
 from vastclient._transport import Transport
 from vastclient.bodies import CreateApiKeyBody, CreateTeamBody, RoleBody, TransferCreditBody, UpdateRoleBody
