@@ -56,6 +56,7 @@ ENDPOINTS: dict[str, Endpoint] = _endpoints(
     Endpoint("api.instance.show", "instance_read"),
     Endpoint("api.instance.manage", "instance_write"),  # start, stop, relabel: not among what Vast's log keeps
     Endpoint("api.instance.destroy", "instance_write", ("id",)),
+    Endpoint("api.instance.change_bid", "instance_write", ("id", "price")),  # a bid is what the instance bills
     Endpoint("api.billing.charges", "billing_read"),
     Endpoint("api.machine.list", "machine_read"),
     Endpoint("api.machine.unlist", "machine_write", ("id",)),

@@ -7,7 +7,8 @@ The formula (also in README.md, which reports reconcile against):
 - an instance accrues storage from creation to destruction whatever its state, and `dph_base` on top
   only while `actual_status == "running"`;
 - accrual is split at UTC midnights into one charge row per instance per day; within a row
-  `gpu  = round6(dph_base   x running_seconds / 3600)` and
+  `gpu  = round6(dph_base   x running_seconds / 3600)` (a bid changed during the day: the sum over the rates it
+  ran at, rounded once) and
   `disk = round6(storage/h x alive_seconds   / 3600)`, `bwu` and `bwd` are 0 (no traffic is emulated), and
   the row's `amount` is the sum of its items;
 - the account balance is its credit minus the sum of its rows' amounts, so the rows add up to exactly what
@@ -19,7 +20,7 @@ emulator happened to be polled does not change any number.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from decimal import ROUND_HALF_UP, Decimal
 
 HOURS_PER_STORAGE_MONTH = Decimal(720)
@@ -50,6 +51,16 @@ def dph_total(dph_base: Decimal, storage_cost: Decimal, disk_gb: Decimal) -> Dec
 def accrued(rate_per_hour: Decimal, seconds: Decimal) -> Decimal:
     """One row item: rate x time, rounded once."""
     return round6(rate_per_hour * seconds / SECONDS_PER_HOUR)
+
+
+def gpu_accrued(priced_running: Mapping[str, Decimal], running_seconds: Decimal, dph_base: Decimal) -> Decimal:
+    """A row's GPU item: each running second at the rate it ran at (a bid changed during the day bills the
+    time before the change at the old bid), rounded once. Rows written before rates were kept per part bill
+    all their running time at `dph_base`."""
+    if not priced_running:
+        return accrued(dph_base, running_seconds)
+    return round6(sum((Decimal(rate) * seconds for rate, seconds in priced_running.items()), Decimal(0))
+                  / SECONDS_PER_HOUR)
 
 
 def seconds_between(start: float, end: float) -> Decimal:

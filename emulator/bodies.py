@@ -65,6 +65,16 @@ class ManageInstanceBody(BaseModel):
         return "label" in self.model_fields_set
 
 
+class ChangeBidBody(BaseModel):
+    """`PUT /api/v0/instances/bid_price/{id}/` `{"client_id": "me", "price": P}`; the CLI sends `price` null
+    when `--price` is left out (then the winning bid), and `instance_id` too when it schedules the change."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    client_id: str | None = "me"
+    price: FiniteFloat | None = None
+
+
 class BulkManageBody(ManageInstanceBody):
     """`PUT /api/v0/instances/` with `ids`: what `vastai start instances ...` sends."""
 
@@ -282,6 +292,29 @@ class ForceStateBody(_Control):
     actual_status: ForcedStatus
     stuck: bool = False
     status_msg: str | None = None
+
+
+class DemandBody(_Control):
+    """Someone else's demand for a machine (`offer_id`, or the machine of `instance_id`): `on-demand` outranks
+    every bid; `bid` competes at `price` $/h. From `start` (default now) until `end` (default: until
+    `DELETE /_emulator/demand/{id}`), epoch seconds or ISO-8601 on the virtual clock."""
+
+    offer_id: int | None = None
+    instance_id: int | None = None
+    kind: Literal["on-demand", "bid"] = "bid"
+    price: FiniteFloat | None = Field(default=None, ge=0.001, le=128)
+    start: FiniteFloat | str | None = None
+    end: FiniteFloat | str | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> DemandBody:
+        if (self.offer_id is None) == (self.instance_id is None):
+            raise ValueError("name the machine by exactly one of offer_id or instance_id")
+        if self.kind == "bid" and self.price is None:
+            raise ValueError("a bid needs a price ($/h)")
+        if self.kind == "on-demand" and self.price is not None:
+            raise ValueError("an on-demand rental pays the host's price: leave price out")
+        return self
 
 
 class RaceBody(_Control):

@@ -181,7 +181,7 @@ class ControlOperations(TeamOperations):
         with self.lock:
             self._sync()
             if body.set is not None:
-                when = _epoch(body.set)
+                when = epoch_of(body.set)
                 if when < self.clock.now() and self._live():
                     raise InvalidArgs("the clock cannot go back while instances exist (billing only moves "
                                       "forward); destroy them or reset first")
@@ -293,7 +293,7 @@ class ControlOperations(TeamOperations):
 EARLIEST, LATEST = 946_684_800.0, 4_102_444_800.0  # 2000-01-01, 2100-01-01
 
 
-def _epoch(value: float | str) -> float:
+def epoch_of(value: float | str) -> float:
     if isinstance(value, float | int):
         when = float(value)
     else:

@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict
 from emulator.bodies import FaultBody, Phase, ProvisionOutcome
 
 API_OPERATIONS = frozenset({
-    "gpu_names", "user", "search", "create", "list", "show", "manage", "destroy", "charges", "instance_filters",
+    "gpu_names", "user", "search", "create", "list", "show", "manage", "bid", "destroy", "charges",
+    "instance_filters",
     "team", "roles", "members", "apikeys", "credit", "audit", "machines",
 })
 

@@ -12,6 +12,8 @@ Lifecycle (`actual_status`), with `provision_delay` D:
     faults: stuck_loading (never leaves loading), exit_on_start (ends `exited`: the container died,
             or the machine went to someone who rented it a moment earlier)
     credit exhausted -> running instances stop (not destroyed), as a prepaid Vast account does
+    outbid -> stopped (an interruptible instance loses its machine: `emulator.priority`), and back through
+              loading to running when its bid wins again
 
 Destroying an instance returns its offer to the market (same id): the machine is free again. A stopped
 instance keeps its offer (its GPUs are still reserved for it, as far as the emulator is concerned).
@@ -23,7 +25,7 @@ import threading
 from collections.abc import Iterable
 from decimal import Decimal
 
-from emulator import billing
+from emulator import billing, priority
 from emulator.clock import VirtualClock
 from emulator.faults import FaultBook, RequestLog
 from emulator.ratelimit import RateLimiter
@@ -33,7 +35,7 @@ BOOTING = frozenset({"created", "loading"})
 
 
 def _row_amount(day: ChargeDay, inst: Instance) -> Decimal:
-    return (billing.accrued(inst.dph_base, day.running_seconds)
+    return (billing.gpu_accrued(day.priced_running, day.running_seconds, inst.dph_base)
             + billing.accrued(inst.storage_per_hour, day.alive_seconds))
 
 
@@ -120,6 +122,9 @@ class MarketCore:
             for inst in live:
                 if inst.transition_at is not None and inst.transition_at < t_next:
                     t_next = max(inst.transition_at, t)
+            demand_change = priority.next_change(s, t)
+            if demand_change is not None and demand_change < t_next:
+                t_next = demand_change
             exhausted: list[int] = []
             for account_id in sorted({i.account_id for i in live if i.actual_status == "running"}):
                 group = [i for i in live if i.account_id == account_id]
@@ -142,6 +147,8 @@ class MarketCore:
                 for inst in live:
                     if inst.account_id == account_id and inst.actual_status == "running":
                         self._stop(inst, "Stopped: account credit exhausted")
+            for offer_id in priority.changed_at(s, t):
+                self._rebalance(offer_id, t)
         s.billed_until = now
         if live:
             self._touch()
@@ -162,7 +169,11 @@ class MarketCore:
                 seconds = billing.seconds_between(a, b)
                 row.alive_seconds += seconds
                 if running:
+                    rate = str(inst.dph_base)
+                    if row.running_seconds and not row.priced_running:  # a row from an older state file
+                        row.priced_running[rate] = row.running_seconds
                     row.running_seconds += seconds
+                    row.priced_running[rate] = row.priced_running.get(rate, Decimal(0)) + seconds
                 row.first, row.last = min(row.first, a), max(row.last, b)
                 # Exact: row amounts are 6-place decimals, far inside Decimal's 28 digits.
                 self._spent[inst.account_id] = (self._spent.get(inst.account_id, Decimal(0))
@@ -214,6 +225,28 @@ class MarketCore:
 
     def _stop(self, inst: Instance, msg: str = "Stopped") -> None:
         inst.intended_status, inst.actual_status, inst.status_msg = "stopped", "stopped", msg
+        inst.transition_at = inst.transition_to = inst.ready_at = None
+        inst.running_since = None
+        inst.outbid_since = None
+
+    # ------------------------------------------------------------------------ interruptible instances
+
+    def _rebalance(self, offer_id: int, t: float) -> None:
+        """Apply the machine's standing at t (`emulator.priority`): the winning bid runs (resuming if it was
+        paused), every other contending bid instance is paused."""
+        top = priority.winner(self.state, offer_id, t)
+        for inst in priority.contending(self.state, offer_id):
+            if top is not None and top.instance_id == inst.id:
+                if inst.outbid_since is not None or inst.actual_status == "stopped":
+                    inst.outbid_since = None
+                    self._boot(inst, t, first=False)
+            elif inst.outbid_since is None:
+                self._outbid(inst, t)
+
+    def _outbid(self, inst: Instance, t: float) -> None:
+        # The owner still wants it running (`intended_status` stays): the market paused it, and resumes it.
+        inst.outbid_since = t
+        inst.actual_status, inst.status_msg = "stopped", priority.OUTBID_MSG
         inst.transition_at = inst.transition_to = inst.ready_at = None
         inst.running_since = None
 

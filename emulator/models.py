@@ -4,8 +4,10 @@ tests talk to, assembled from one module per concern:
 - `emulator.state`: the plain state (pydantic, persisted as one JSON document);
 - `emulator.lifecycle`: time and money (the replay to "now": boots, stops, billing, credit exhaustion);
 - `emulator.identity`: keys (digests only), authentication into a `Caller`, the audit log;
-- `emulator.operations`, `emulator.keys`, `emulator.teams`: one method per Vast API operation (instances;
-  API keys; teams, roles, members and credit), raising the typed errors of `emulator.errors`;
+- `emulator.operations`, `emulator.bidding`, `emulator.keys`, `emulator.teams`: one method per Vast API
+  operation (instances; bids and competing demand; API keys; teams, roles, members and credit), raising the
+  typed errors of `emulator.errors`;
+- `emulator.priority`: who runs on a machine (on-demand over bids, the highest bid first);
 - `emulator.access`: which endpoint needs which permission, and the checks;
 - `emulator.control`: the control plane's operations (`/_emulator/`);
 - `emulator.results`: what operations return.
@@ -16,11 +18,11 @@ No HTTP here.
 from __future__ import annotations
 
 from emulator import catalogue
+from emulator.bidding import BiddingOperations
 from emulator.catalogue import Offer
 from emulator.clock import VirtualClock
 from emulator.control import ControlOperations
 from emulator.keys import KeyOperations
-from emulator.operations import ApiOperations
 from emulator.results import (
     BulkDestroyResult,
     ChargeLine,
@@ -51,9 +53,9 @@ __all__ = [
 ]
 
 
-class MarketBackend(ApiOperations, KeyOperations, ControlOperations):
-    """The marketplace: API operations (instances, keys, teams) and control operations over one state, one
-    clock and one lock."""
+class MarketBackend(BiddingOperations, KeyOperations, ControlOperations):
+    """The marketplace: API operations (instances and bids, keys, teams) and control operations over one state,
+    one clock and one lock."""
 
     @classmethod
     def fresh(cls, *, seed: int = 0, offers: int = catalogue.DEFAULT_OFFERS, config: EmulatorConfig | None = None,

@@ -3,7 +3,7 @@ HTTP here (`emulator.responses` parses, calls these, serialises).
 
 Decisions where Vast is not documented:
 - renting needs credit > 0 (`missing_billing`), so does starting; a bid below the offer's `min_bid` is an
-  `invalid_price`.
+  `invalid_price`; a bid at or above it that does not win the machine is rented paused (outbid), as Vast does.
 - destroying twice is a 404 `no_such_instance` (the instance no longer exists).
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from emulator import billing
+from emulator import billing, priority
 from emulator.bodies import BulkManageBody, CreateInstanceBody, ManageInstanceBody
 from emulator.errors import (
     InvalidArgs,
@@ -69,6 +69,8 @@ class ApiOperations(IdentityCore):
             is_bid = query.offer_type == "bid"
             storage = billing.dec(query.allocated_storage)
             hits: list[tuple[dict[str, Any], OfferQuote]] = []
+            bid_held = {i.offer.id for i in self._live() if i.is_bid}
+            demanded = {d.offer_id for d in self.state.demand.values()}
             for offer in self.state.offers.values():
                 if offer.id in self.state.taken:
                     continue
@@ -76,8 +78,17 @@ class ApiOperations(IdentityCore):
                     continue
                 if offer.disk_space < query.allocated_storage:
                     continue  # cannot hold the storage being priced
-                quote = OfferQuote(offer=offer, dph_base=offer.min_bid if is_bid else offer.dph_base,
-                                   allocated_storage=storage, is_bid=is_bid, listed_since=self.state.seeded_at)
+                # A machine held only by bids stays on the market: an on-demand rent outranks them, and a bid
+                # search prices it at what would win it now (a step above the highest bid holding it).
+                min_bid = offer.min_bid
+                if offer.id in bid_held or offer.id in demanded:
+                    winning = priority.winning_bid(self.state, offer.id, now)
+                    if winning is None:
+                        continue  # rented on demand by someone else
+                    min_bid = winning
+                quote = OfferQuote(offer=offer, dph_base=min_bid if is_bid else offer.dph_base,
+                                   allocated_storage=storage, is_bid=is_bid, listed_since=self.state.seeded_at,
+                                   min_bid=min_bid)
                 row = offer_row(quote, now)
                 if matches(row, query.conditions):
                     hits.append((row, quote))
@@ -100,7 +111,7 @@ class ApiOperations(IdentityCore):
         with self.lock:
             now = self._sync()
             offer = self.state.offers.get(offer_id)
-            if offer is None or offer_id in self.state.taken or not offer.rentable:
+            if offer is None or not offer.rentable or priority.held_on_demand(self.state, offer_id, now):
                 raise NoSuchAsk(offer_id)
             if body.disk > offer.disk_space:
                 raise InvalidArgs(f"disk {body.disk:g} GB is more than the {offer.disk_space:g} GB offer "
@@ -125,7 +136,8 @@ class ApiOperations(IdentityCore):
                 onstart=body.onstart, runtype=body.runtype, template_hash_id=body.template_hash_id,
                 created_at=now, ssh_port=10_000 + inst_id % 50_000,
             )
-            self.state.taken[offer_id] = inst_id
+            if price is None:  # an on-demand rent holds the machine; bids only compete for it
+                self.state.taken[offer_id] = inst_id
             provision = self.faults.pick("provision")
             if provision is not None:
                 inst.fault = "stuck_loading" if provision.outcome == "stuck_loading" else "exit_on_start"
@@ -136,6 +148,7 @@ class ApiOperations(IdentityCore):
                 self.state.taken[offer_id] = None
             self.state.instances[inst_id] = inst
             self._boot(inst, now, first=True)
+            self._rebalance(offer_id, now)  # a bid that does not win starts outbid; an on-demand rent outbids
             self._touch()
             return inst.model_copy()
 
@@ -220,7 +233,15 @@ class ApiOperations(IdentityCore):
             raise MissingBilling("your account has no credit left: add credit to start instances")
         if body.relabel:
             inst.label = body.label
-        if body.state == "stopped" and inst.actual_status != "stopped":
+        if inst.is_bid and body.state is not None:
+            # Whether a bid instance runs is the machine's standing: stopping leaves the contest, starting joins
+            # it (and waits outbid if it does not win).
+            if body.state == "stopped" and (inst.actual_status != "stopped" or inst.intended_status == "running"):
+                self._stop(inst)
+            elif starting:
+                inst.intended_status = "running"
+            self._rebalance(inst.offer.id, now)
+        elif body.state == "stopped" and inst.actual_status != "stopped":
             self._stop(inst)
         elif starting:
             self._boot(inst, now, first=False)
@@ -228,7 +249,9 @@ class ApiOperations(IdentityCore):
     def destroy_instance(self, account: Account, instance_id: int) -> None:
         with self.lock:
             now = self._sync()
-            self._destroy(self._own(account, instance_id), now)
+            inst = self._own(account, instance_id)
+            self._destroy(inst, now)
+            self._rebalance(inst.offer.id, now)
             self._touch()
 
     def destroy_instances(self, account: Account, instance_ids: list[int]) -> BulkDestroyResult:
@@ -242,6 +265,7 @@ class ApiOperations(IdentityCore):
                     missing.append(instance_id)
                     continue
                 self._destroy(inst, now)
+                self._rebalance(inst.offer.id, now)
                 done.append(instance_id)
             self._touch()
             return BulkDestroyResult(destroyed=done, not_found=missing)

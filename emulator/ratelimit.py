@@ -30,6 +30,7 @@ LIMITS: dict[str, Limit] = {
     "manage": Limit(1.0, 1.0, "1.0"),
     "list": Limit(1.0, 1.0, "1.0"),
     "charges": Limit(1.0, 1.0, "1.0"),
+    "bid": Limit(5.5, 5.5, "5.5"),  # change bid: the backend's x-rateLimit
     # "about 10/minute": a burst of ten, then one every six seconds.
     "search": Limit(10 / 60, 10.0, "0.167"),
 }

@@ -26,12 +26,14 @@ from emulator.bodies import (
     BalanceBody,
     BulkDestroyBody,
     BulkManageBody,
+    ChangeBidBody,
     ClockBody,
     ConfigBody,
     CreateApiKeyBody,
     CreateInstanceBody,
     CreateRoleBody,
     CreateTeamBody,
+    DemandBody,
     FaultBody,
     ForceStateBody,
     InviteBody,
@@ -51,7 +53,7 @@ from emulator.faults import FaultRule
 from emulator.models import MarketBackend
 from emulator.query import parse_charges, parse_instance_list, parse_search
 from emulator.results import ClockReading, UserView
-from emulator.state import Account
+from emulator.state import Account, Demand
 from emulator.views import (
     api_key_row,
     audit_row,
@@ -252,7 +254,18 @@ def search_asks(call: Call) -> Response:
 def create_instance(call: Call) -> Response:
     body = call.body(CreateInstanceBody)
     inst = call.market.create_instance(call.user, call.int_param("offer_id"), body)
+    if inst.outbid_since is not None:
+        # Vast's answer to a rent that starts stopped: `success` false beside the new contract (backend:
+        # "success is true if the container started running, false if it started in stopped state").
+        return ok({"success": False, "new_contract": inst.id, "error": "outbid",
+                   "msg": f"instance {inst.id} created, paused: its bid does not win the machine now; it starts "
+                          "when it does"}, audit={"new_contract": inst.id})
     return ok({"success": True, "new_contract": inst.id}, audit={"new_contract": inst.id})
+
+
+def change_bid(call: Call) -> Response:
+    call.market.change_bid(call.user, call.int_param("instance_id"), call.body(ChangeBidBody))
+    return ok({"success": True})
 
 
 def _project(row: dict[str, Any], cols: list[str] | None) -> dict[str, Any]:
@@ -519,6 +532,25 @@ def clear_faults(call: Call) -> Response:
 def force_state(call: Call) -> Response:
     inst, now = call.market.force_state_at(call.int_param("instance_id"), call.body(ForceStateBody))
     return ok({"success": True, "instance": instance_row(inst, now)})
+
+
+def _demand_json(demand: Demand, now: float) -> dict[str, Any]:
+    return {**demand.model_dump(mode="json"), "active": demand.active(now)}
+
+
+def list_demand(call: Call) -> Response:
+    now = call.market.clock.now()
+    return ok({"demand": [_demand_json(d, now) for d in call.market.demands()]})
+
+
+def add_demand(call: Call) -> Response:
+    demand = call.market.add_demand(call.body(DemandBody))
+    return ok({"success": True, "demand": _demand_json(demand, call.market.clock.now())})
+
+
+def end_demand(call: Call) -> Response:
+    demand = call.market.end_demand(call.int_param("demand_id"))
+    return ok({"success": True, "demand": demand.model_dump(mode="json")})
 
 
 def list_races(call: Call) -> Response:

@@ -36,6 +36,7 @@ class OfferQuote(BaseModel):
     allocated_storage: Decimal
     is_bid: bool
     listed_since: float
+    min_bid: Decimal | None = None  # what would win the machine now (None: the host's floor, the offer's min_bid)
 
     @property
     def storage_per_hour(self) -> Decimal:

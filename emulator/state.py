@@ -22,6 +22,7 @@ __all__ = [
     "ApiKey",
     "AuditEntry",
     "ChargeDay",
+    "Demand",
     "EmulatorConfig",
     "Fault",
     "Instance",
@@ -176,6 +177,7 @@ class Instance(BaseModel):
     fault: Fault | None = None
     fault_msg: str | None = None
     running_since: float | None = None
+    outbid_since: float | None = None  # a bid instance paused by the market (not by its owner) since then
     ssh_port: int
 
     @property
@@ -204,6 +206,8 @@ class ChargeDay(BaseModel):
     last: float
     alive_seconds: Decimal = Decimal(0)
     running_seconds: Decimal = Decimal(0)
+    # running seconds per GPU rate ($/h as text): a bid changed during the day bills each part at its own rate
+    priced_running: dict[str, Decimal] = Field(default_factory=dict)
 
 
 class RaceRule(BaseModel):
@@ -211,6 +215,24 @@ class RaceRule(BaseModel):
 
     offer_id: int | None
     mode: Literal["reject", "late"]
+
+
+class Demand(BaseModel):
+    """Someone else's demand for a machine (the control plane's `/_emulator/demand`): an on-demand rental, which
+    outranks every bid, or a bid at `price`, from `start` until `end` (None: until it is ended) on the virtual
+    clock. It never bills anyone here; it only decides whose interruptible instance runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    offer_id: int
+    kind: Literal["on-demand", "bid"]
+    price: Decimal | None = None
+    start: float
+    end: float | None = None
+
+    def active(self, t: float) -> bool:
+        return self.start <= t and (self.end is None or t < self.end)
 
 
 class MarketState(BaseModel):
@@ -233,6 +255,7 @@ class MarketState(BaseModel):
     audit: list[AuditEntry] = Field(default_factory=list)
     charges: dict[str, ChargeDay] = Field(default_factory=dict)  # "<instance id>:<day>"
     races: list[RaceRule] = Field(default_factory=list)
+    demand: dict[int, Demand] = Field(default_factory=dict)
     clock: ClockState = Field(default_factory=ClockState)
     config: EmulatorConfig = Field(default_factory=EmulatorConfig)
     next_instance_id: int = FIRST_INSTANCE_ID
@@ -242,4 +265,5 @@ class MarketState(BaseModel):
     next_role_id: int = FIRST_ROLE_ID
     next_invitation_id: int = 1
     next_audit_id: int = 1
+    next_demand_id: int = 1
     billed_until: float = 0.0

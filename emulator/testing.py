@@ -139,6 +139,14 @@ class Control:
     def requests(self, operation: str | None = None) -> Any:
         return self.call("GET", "/requests", query={"operation": operation} if operation else None)
 
+    def demand(self, **body: Any) -> Any:
+        """Someone else's demand for a machine (`offer_id` or `instance_id`; `kind` bid with `price`, or
+        on-demand; optional `start`/`end`): the way to outbid an instance at a known virtual time."""
+        return self.call("POST", "/demand", body)["demand"]
+
+    def end_demand(self, demand_id: int) -> Any:
+        return self.call("DELETE", f"/demand/{demand_id}")["demand"]
+
     def account(self, account_id: int) -> Any:
         """Any account's record and balance (a team's too)."""
         return self.call("GET", f"/accounts/{account_id}")["account"]

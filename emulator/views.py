@@ -66,7 +66,7 @@ def offer_row(quote: OfferQuote, now: float) -> dict[str, Any]:
         "dph_base": float(base),
         "dph_total": total_f,
         "discounted_dph_total": total_f,
-        "min_bid": float(o.min_bid),
+        "min_bid": float(quote.min_bid if quote.min_bid is not None else o.min_bid),
         "is_bid": quote.is_bid,
         "storage_cost": float(o.storage_cost),
         "storage_total_cost": float(storage),
@@ -114,9 +114,11 @@ def instance_row(inst: Instance, now: float) -> dict[str, Any]:
         "host_id": o.host_id,
         "bundle_id": o.id,
         "actual_status": inst.actual_status,
-        "intended_status": inst.intended_status,
+        # Outbid, Vast shows current, intended and next state all `stopped` (dstack's Vast backend relies on
+        # exactly that, pull request 4037); the emulator remembers that the owner wants it back.
+        "intended_status": "stopped" if inst.outbid_since is not None else inst.intended_status,
         "cur_state": _cur_state(inst),
-        "next_state": inst.intended_status,
+        "next_state": "stopped" if inst.outbid_since is not None else inst.intended_status,
         "status_msg": inst.status_msg,
         "label": inst.label,
         "image_uuid": inst.image,
@@ -181,7 +183,11 @@ def _date(ts: int) -> str:
 def charge_row(line: ChargeLine) -> dict[str, Any]:
     d, inst = line.day, line.instance
     o = inst.offer
-    gpu = billing.accrued(inst.dph_base, d.running_seconds)
+    gpu = billing.gpu_accrued(d.priced_running, d.running_seconds, inst.dph_base)
+    # One rate all day is its own rate; a bid changed during the day shows the day's mean rate.
+    rates = {billing.dec(r) for r in d.priced_running} or {inst.dph_base}
+    gpu_rate = next(iter(rates)) if len(rates) == 1 or not d.running_seconds else (
+        gpu * billing.SECONDS_PER_HOUR / d.running_seconds)
     disk = billing.accrued(inst.storage_per_hour, d.alive_seconds)
     running_h = d.running_seconds / billing.SECONDS_PER_HOUR
     alive_h = d.alive_seconds / billing.SECONDS_PER_HOUR
@@ -201,8 +207,8 @@ def charge_row(line: ChargeLine) -> dict[str, Any]:
         "metadata": {"label": inst.label, "template_id": None, "instance_id": inst.id,
                      "machine_id": o.machine_id, "day": _date(d.day)},
         "items": [
-            item("gpu", f"GPU: {o.num_gpus}x {o.gpu_name} at ${inst.dph_base}/h for {running_h:.6f} h",
-                 billing.wire(gpu), float(running_h), float(inst.dph_base)),
+            item("gpu", f"GPU: {o.num_gpus}x {o.gpu_name} at ${gpu_rate:f}/h for {running_h:.6f} h",
+                 billing.wire(gpu), float(running_h), float(gpu_rate)),
             item("disk", f"Storage: {inst.disk} GB at ${o.storage_cost}/GB/month for {alive_h:.6f} h",
                  billing.wire(disk), float(alive_h), float(inst.storage_per_hour)),
             item("bwu", "Upload bandwidth", 0.0, 0.0, float(o.inet_up_cost)),
