@@ -11,6 +11,12 @@
           disk_gb: 32
           max_dph: 0.60        # $/h cap per instance (GPU + storage)
           state: running       # or stopped
+        batch:
+          gpu: RTX_4090
+          interruptible: true  # rent at a bid: paused while a higher-priority rental holds the machine
+          max_bid: 0.25        # $/h bid per instance (storage on top, within max_dph)
+          image: pytorch/pytorch:2.4.0-cuda12.1-cudnn9-runtime
+          max_dph: 0.30
 
 Every error names the stack, the group and the field, so a typo in YAML is fixed in one look; nothing is
 declared from an invalid fleet.
@@ -24,7 +30,16 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from fleet.instance import MAX_DISK_GB, DesiredState, Environment, Geolocation, ImageReference, InstanceSpec, Number
+from fleet.instance import (
+    MAX_DISK_GB,
+    DesiredState,
+    Environment,
+    Geolocation,
+    ImageReference,
+    InstanceSpec,
+    MaxBid,
+    Number,
+)
 
 GROUP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 TEAM_NAME = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
@@ -53,6 +68,8 @@ class Group(BaseModel):
     image: ImageReference
     disk_gb: Annotated[float, Number] = Field(default=16.0, ge=8, le=MAX_DISK_GB)
     max_dph: Annotated[float, Number] = Field(gt=0, le=128)
+    interruptible: bool = False
+    max_bid: MaxBid = None
     min_reliability: Annotated[float, Number] = Field(default=0.95, ge=0, le=1)
     verified_only: bool = True
     geolocation: Geolocation | None = Field(default=None, description="country codes, e.g. US or 'US,CA'")
@@ -78,6 +95,7 @@ class Fleet(BaseModel):
                     disk_gb=group.disk_gb, max_dph=group.max_dph, min_reliability=group.min_reliability,
                     verified_only=group.verified_only, geolocation=group.geolocation, onstart=group.onstart,
                     env=group.env, state=group.state, label=f"{self.team}/{name}-{index}",
+                    interruptible=group.interruptible, max_bid=group.max_bid,
                 )
         return out
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
 
 INSTANCE_TYPE = "pulumi-python:dynamic/vastai:Instance"
 DesiredState = Literal["running", "stopped"]
@@ -78,9 +78,24 @@ def _environment(value: dict[str, str]) -> dict[str, str]:
 
 
 Number = BeforeValidator(_not_bool)
+
+
+def _check_bid(value: float | None, info: ValidationInfo) -> float | None:
+    # Runs for the default too (validate_default), after `max_dph` and `interruptible`, so that a bid problem is
+    # reported on the field the user fixes; when those failed themselves there is nothing to compare with.
+    if "interruptible" in info.data:
+        problem = bid_problem(interruptible=info.data["interruptible"], max_bid=value,
+                              max_dph=info.data.get("max_dph"))
+        if problem is not None:
+            raise ValueError(problem)
+    return value
 ImageReference = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_image_reference)]
 Geolocation = Annotated[str, AfterValidator(_geolocation)]
 Environment = Annotated[dict[str, str], AfterValidator(_environment)]
+MaxBid = Annotated[
+    Annotated[float, Number, Field(gt=0, le=128)] | None, AfterValidator(_check_bid),
+    Field(validate_default=True, description="$/h the instance bids for its machine (interruptible only; storage "
+                                             "is billed on top): a team's max_bid, and the bid placed")]
 
 
 class Quote(BaseModel):
@@ -94,6 +109,22 @@ class Quote(BaseModel):
     storage_cost: float | None = Field(description="$/GB/month of disk on that offer; None when Vast did not say")
     matched: int = Field(description="how many offers met the constraints within max_dph")
     quoted_at: str = Field(description="ISO-8601 UTC time of the search")
+    bid: float | None = Field(default=None, description="the bid an interruptible instance places there ($/h, "
+                                                        "its max_bid; dph_total is it plus storage); None: on demand")
+
+
+def bid_problem(*, interruptible: bool, max_bid: float | None, max_dph: float | None) -> str | None:
+    """What is wrong with an instance's bid settings, or None. Vast bills an interruptible instance its bid
+    while it runs and storage on top (`dph_total = bid + storage`), so the bid must leave room for storage
+    under `max_dph`, the cap on the whole $/h; an on-demand instance pays the host's price and has no bid."""
+    if interruptible and max_bid is None:
+        return "an interruptible instance needs max_bid: the $/h it bids for the machine (storage is billed on top)"
+    if not interruptible and max_bid is not None:
+        return "max_bid applies to interruptible instances only: set interruptible: true, or remove max_bid"
+    if max_bid is not None and max_dph is not None and max_bid >= max_dph:
+        return (f"max_bid {max_bid:g} must be below max_dph {max_dph:g}: max_dph caps the bid plus the disk's "
+                "storage, which Vast bills on top of the bid")
+    return None
 
 
 class InstanceSpec(BaseModel):
@@ -115,6 +146,9 @@ class InstanceSpec(BaseModel):
     onstart: str | None = None
     env: Environment = Field(default_factory=dict)
     state: DesiredState = "running"
+    interruptible: bool = Field(default=False, description="rent at a bid (Vast's interruptible instances): "
+                                "cheaper, paused while a higher-priority rental holds the machine")
+    max_bid: MaxBid = None
 
 
 OWNERSHIP_TAG = re.compile(r"vg:[^/\s]+/[^\s#\[\]]+")
@@ -147,6 +181,10 @@ class InstanceOutputs(InstanceInputs):
     dph_total: float | None = Field(default=None, description="$/h while running (GPU + disk); None: unknown")
     storage_cost: float | None = Field(default=None, description="$/GB/month of its disk; None: unknown")
     status: str = Field(description="Vast's `actual_status` (`provisioning` before it reports one)")
+    bid: float | None = Field(default=None, description="the bid Vast holds for an interruptible instance ($/h, "
+                                                        "its dph_base); None: on demand")
+    outbid: bool = Field(default=False, description="an interruptible instance paused because a higher-priority "
+                         "rental holds its machine: not running, not failed; it resumes by itself")
     vast_label: str | None = Field(
         default=None, description="the label on Vast: the user's `label`, then `[<ownership tag>#<digest>]`")
     ssh_host: str | None = None
@@ -176,6 +214,9 @@ class InstanceRecord(BaseModel):
     disk_gb: float | None = None
     state: DesiredState | None = None
     status: str | None = None
+    interruptible: bool | None = None
+    bid: float | None = None
+    outbid: bool | None = None
     label: str | None = None
     instance_id: int | None = None
     offer_id: int | None = None

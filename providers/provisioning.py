@@ -70,6 +70,10 @@ def query_for(spec: InstanceSpec, known_gpus: Sequence[str], *, capped: bool = T
         disk_gb=spec.disk_gb,
         order=(("dph_total", "asc"),),
         limit=64,
+        # An interruptible instance searches bid prices and places its max_bid: only machines that bid wins
+        # now, where it plus storage stays within max_dph (`OfferQuery.max_bid`).
+        offer_type="bid" if spec.interruptible else "on-demand",
+        max_bid=spec.max_bid if spec.interruptible and capped else None,
     )
 
 
@@ -91,8 +95,10 @@ def quote(market: Session, spec: InstanceSpec, known_gpus: Sequence[str]) -> Quo
     what = f"{spec.num_gpus}x {spec.gpu_name}"
     if found is not None:
         best, matched = found
-        return quote_from(best, matched=matched)
+        return quote_from(best, matched=matched, query=query)
     within = market.book.matched(query)
+    if spec.interruptible and not within:
+        raise NoOfferError(_no_bid_offer(market, spec, known_gpus, what))
     if within:
         raise NoOfferError(
             f"only {within} {what} offers within max_dph ${spec.max_dph:.2f}/h on the marketplace, all quoted to "
@@ -112,9 +118,27 @@ def quote(market: Session, spec: InstanceSpec, known_gpus: Sequence[str]) -> Quo
     )
 
 
-def quote_from(offer: Offer, *, matched: int) -> Quote:
+def quote_from(offer: Offer, *, matched: int, query: OfferQuery | None = None) -> Quote:
+    """The quote of renting `offer`: on demand, its price; at a bid (`query.max_bid`), the bid plus storage."""
+    if query is not None and query.max_bid is not None:
+        return Quote(offer_id=offer.id, gpu_name=offer.gpu_name, dph_total=round(query.bid_total(offer), 6),
+                     storage_cost=offer.storage_cost, matched=matched, quoted_at=now_iso(), bid=query.max_bid)
     return Quote(offer_id=offer.id, gpu_name=offer.gpu_name, dph_total=offer.dph_total,
                  storage_cost=offer.storage_cost, matched=matched, quoted_at=now_iso())
+
+
+def _no_bid_offer(market: Session, spec: InstanceSpec, known_gpus: Sequence[str], what: str) -> str:
+    """Why no offer takes an interruptible instance's bid: what bid would win, and at what $/h."""
+    uncapped = matching_offers(market.client, spec, known_gpus, capped=False)
+    if not uncapped:
+        return (f"no {what} offer for interruptible rental meets min_reliability {spec.min_reliability}, "
+                f"verified_only={spec.verified_only}, geolocation={spec.geolocation!r}; relax them or pick "
+                "another GPU")
+    cheapest = min(uncapped, key=lambda o: o.min_bid if o.min_bid is not None else o.dph_total)
+    return (f"no {what} offer takes a bid of ${spec.max_bid:.3f}/h within max_dph ${spec.max_dph:.2f}/h; the "
+            f"lowest winning bid now is ${cheapest.min_bid or 0:.3f}/h (offer {cheapest.id}, "
+            f"${cheapest.dph_total:.3f}/h with storage): raise max_bid (within the team's bid cap) and max_dph, "
+            "or relax min_reliability/verified_only/geolocation")
 
 
 @dataclass
@@ -142,14 +166,16 @@ class Waiter:
     first_interval: float = 0.5
     max_interval: float = 10.0
 
-    def until_running(self, source: InstanceSource, instance_id: int) -> Instance:
+    def until_running(self, source: InstanceSource, instance_id: int, *, outbid_ok: bool = False) -> Instance:
+        """Until the instance runs (or, with `outbid_ok`, an interruptible one is paused by a higher bid: it has
+        its machine's place in line and resumes by itself, so waiting for it would only time out)."""
         deadline = self.clock() + self.timeout
         interval = self.first_interval
         while True:
             inst = source.get_instance(instance_id)
             if inst is None:
                 raise ProvisioningError(f"instance {instance_id} disappeared while starting")
-            if inst.phase == "running":
+            if inst.phase == "running" or (outbid_ok and is_outbid(inst, "running")):
                 return inst
             if inst.phase == "failed":
                 raise ProvisioningError(
@@ -163,6 +189,14 @@ class Waiter:
                 )
             self.sleep(interval)
             interval = min(interval * 1.5, self.max_interval)
+
+
+def is_outbid(inst: Instance, declared: str) -> bool:
+    """An interruptible instance Vast shows stopped while its declaration says running: outbid. Vast shows an
+    outbid instance exactly like a stopped one (current, intended and next state `stopped`: dstack's Vast
+    backend, pull request 4037), so a bid instance stopped by hand behind Pulumi's back reads the same; it
+    resumes when its bid wins, like an outbid one, or when someone starts it."""
+    return bool(inst.is_bid) and inst.phase == "stopped" and declared == "running"
 
 
 def release(client: VastClient, instance_id: int) -> None:
@@ -206,6 +240,7 @@ def rent(market: Session, spec: InstanceSpec, known_gpus: Sequence[str], *, tag:
         try:
             instance_id = client.create_instance(
                 offer.id, image=spec.image, disk_gb=spec.disk_gb, label=label, env=spec.env, onstart=spec.onstart,
+                price=spec.max_bid if spec.interruptible else None,
             )
         except OfferUnavailableError:
             log(f"offer {offer.id} was taken before we could rent it; trying the next one")
@@ -224,7 +259,7 @@ def rent(market: Session, spec: InstanceSpec, known_gpus: Sequence[str], *, tag:
             _release_before_failing(client, instance_id, log)
             raise
         times.created_at = rented_at
-        return inst, quote_from(offer, matched=matched)
+        return inst, quote_from(offer, matched=matched, query=query)
     detail = "; ".join(problems) if problems else "no remaining offer within max_dph"
     raise ProvisioningError(f"could not rent {spec.num_gpus}x {spec.gpu_name} for {tag}: {detail}")
 
@@ -256,7 +291,7 @@ def _release_before_failing(client: VastClient, instance_id: int, log: Callable[
 
 
 def _settle(market: Session, instance_id: int, spec: InstanceSpec, waiter: Waiter, times: VastTimes) -> Instance:
-    inst = waiter.until_running(market.board, instance_id)
+    inst = waiter.until_running(market.board, instance_id, outbid_ok=spec.interruptible)
     times.state_since = market.board.last_server_time  # the listing that saw it running
     if spec.state == "stopped":
         client = market.client

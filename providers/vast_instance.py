@@ -58,10 +58,20 @@ from vastclient import VastClient, VastError
 
 log = logging.getLogger("vastguard.provider")
 
-# Changing these rents a different machine or container: replace. `state` and `label` change in place.
+# Changing these rents a different machine or container: replace (Vast cannot turn an on-demand rental into an
+# interruptible one or back: "Once the instance is rented, there is no way to change the bidding method").
+# `state`, `label` and the caps change in place; a new `max_bid` is a bid change (`PUT /instances/bid_price/`).
 REPLACE_FIELDS = ("team", "gpu_name", "num_gpus", "image", "disk_gb", "min_reliability", "verified_only",
-                  "geolocation", "onstart", "env", "ownership_tag")
-IN_PLACE_FIELDS = ("state", "label", "max_dph")
+                  "geolocation", "onstart", "env", "ownership_tag", "interruptible")
+IN_PLACE_FIELDS = ("state", "label", "max_dph", "max_bid")
+_DEFAULTS: dict[str, Any] = {name: info.get_default(call_default_factory=True)
+                             for name, info in InstanceInputs.model_fields.items() if not info.is_required()}
+
+
+def _input(props: dict[str, Any], field: str) -> Any:
+    """An input as the contract reads it: state written before a field existed means its default (a stack
+    rented before `interruptible` existed is on demand, not a replacement)."""
+    return props.get(field, _DEFAULTS.get(field))
 
 
 class VastInstanceProvider(ResourceProvider):
@@ -118,6 +128,8 @@ class VastInstanceProvider(ResourceProvider):
             "dph_total": inst.dph_total if inst.dph_total is not None else before.dph_total,
             "storage_cost": inst.storage_cost if inst.storage_cost is not None else before.storage_cost,
             "status": inst.actual_status or "provisioning",
+            "bid": inst.dph_base if inst.is_bid else None,
+            "outbid": inputs.interruptible and provisioning.is_outbid(inst, inputs.state),
             "vast_label": inst.label,
             "ssh_host": inst.ssh_host,
             "ssh_port": inst.ssh_port,
@@ -168,7 +180,7 @@ class VastInstanceProvider(ResourceProvider):
             try:
                 quote = provisioning.quote(session, inputs, known)
             except provisioning.NoOfferError as err:
-                return CheckResult(news, [CheckFailure("max_dph", str(err))])
+                return CheckResult(news, [CheckFailure("max_bid" if inputs.interruptible else "max_dph", str(err))])
         except VastError as err:
             base_url = self._settings.base_url if self._settings else None
             return CheckResult(news, [CheckFailure("quote", explain(err, base_url=base_url, stack=stack_of(news)))])
@@ -177,11 +189,11 @@ class VastInstanceProvider(ResourceProvider):
     @staticmethod
     def _spec_unchanged(olds: dict[str, Any], news: dict[str, Any]) -> bool:
         keys = set(InstanceInputs.model_fields) - {"quote"}
-        return all(olds.get(k) == news.get(k) for k in keys)
+        return all(_input(olds, k) == _input(news, k) for k in keys)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [k for k in REPLACE_FIELDS if olds.get(k) != news.get(k)]
-        in_place = [k for k in IN_PLACE_FIELDS if olds.get(k) != news.get(k)]
+        replaces = [k for k in REPLACE_FIELDS if _input(olds, k) != _input(news, k)]
+        in_place = [k for k in IN_PLACE_FIELDS if _input(olds, k) != _input(news, k)]
         return DiffResult(changes=bool(replaces or in_place), replaces=replaces,
                           stables=["ownership_tag"], delete_before_replace=False)
 
@@ -239,8 +251,13 @@ class VastInstanceProvider(ResourceProvider):
         # Reflect Vast's truth: a stopped-behind-our-back instance shows as stopped, so `up` restarts it. So does
         # one that died after it ran (`exited`, `offline`, `unknown` never recover by themselves): otherwise the
         # stack would keep saying `running` and no `up` would ever start it again.
+        # An outbid interruptible instance is the exception: paused by the market, not failed and not stopped by
+        # anyone, it stays `running` in the state (`outbid` says why it is not), so no `up` restarts or replaces
+        # it; it resumes by itself when its bid wins again.
         state = inputs.state
-        if inst.actual_status == "stopped" or inst.intended_status == "stopped" or inst.phase == "failed":
+        if inputs.interruptible and provisioning.is_outbid(inst, inputs.state):
+            state = "running"
+        elif inst.actual_status == "stopped" or inst.intended_status == "stopped" or inst.phase == "failed":
             state = "stopped"
         elif inst.actual_status == "running":
             state = "running"
@@ -265,18 +282,23 @@ class VastInstanceProvider(ResourceProvider):
         if olds.get("label") != inputs.label:
             tag = provisioning.tag_of(before.vast_label) or inputs.ownership_tag
             client.set_label(instance_id, provisioning.compose_label(tag, inputs.label))
+        if inputs.interruptible and inputs.max_bid is not None and _input(olds, "max_bid") != inputs.max_bid:
+            client.change_bid(instance_id, inputs.max_bid)
         if olds.get("state") != inputs.state:
             if inputs.state == "stopped":
                 client.stop(instance_id)
             else:
                 client.start(instance_id)
-                provisioning.Waiter(timeout=settings.provision_timeout).until_running(client, instance_id)
+                provisioning.Waiter(timeout=settings.provision_timeout).until_running(
+                    client, instance_id, outbid_ok=inputs.interruptible)
             state_since = client.last_server_time  # the stop response, or the poll that saw it running
         inst = client.get_instance(instance_id)
         if inst is None:
             raise provisioning.ProvisioningError(
                 f"instance {instance_id} vanished during the update; run refresh")
         quote = Quote.model_validate(olds["quote"]) if isinstance(olds.get("quote"), dict) else None
+        if quote is not None and quote.bid is not None and inputs.max_bid is not None and inst.dph_total is not None:
+            quote = quote.model_copy(update={"bid": inputs.max_bid, "dph_total": inst.dph_total})  # the new bid
         outs = self._outputs(inputs.model_copy(update={"quote": quote}), inst, before=before,
                              offer_id=before.offer_id, seen=client.last_server_time,
                              created_at=before.vast_created_at if before.vast_created_at is not None

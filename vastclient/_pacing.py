@@ -20,9 +20,12 @@ _INSTANCE_ID_PATH = re.compile(r"^/api/v0/instances/\d+/?$")
 
 def limit_class(method: str, path: str) -> str:
     """Which of Vast's per-endpoint rate limits a request counts against (create, destroy, show, manage, list,
-    charges, search, or the path itself for endpoints with no published limit)."""
+    charges, search, bid (a bid change: 5.5/s in Vast's OpenAPI), or the path itself for endpoints with no
+    published limit)."""
     if path.startswith("/api/v0/asks/"):
         return "create"
+    if path.startswith("/api/v0/instances/bid_price/"):
+        return "bid"
     if _INSTANCE_ID_PATH.match(path):
         return {"GET": "show", "PUT": "manage", "DELETE": "destroy"}.get(method, path)
     if path.startswith("/api/v1/instances") or path.startswith("/api/v0/instances"):
@@ -40,7 +43,7 @@ _PUBLISHED_MARGIN = 1.03
 
 PUBLISHED_LIMITS: dict[str, tuple[float, int]] = {
     "create": (4.5, 3), "destroy": (3.0, 2), "show": (2.0, 1), "manage": (1.0, 1), "list": (1.0, 1),
-    "charges": (1.0, 1), "search": (10 / 60, 8),
+    "charges": (1.0, 1), "search": (10 / 60, 8), "bid": (5.5, 4),
 }
 """Vast's published per-key thresholds (requests per second) and, a little under what they allow, the bursts
 (search: about ten a minute). A client created with `pace=True` starts from these instead of learning them from

@@ -270,7 +270,9 @@ class Transport:
                     **where,
                 )
                 return Failure(error=unexpected, retryable=False, acted=True)
-            if isinstance(payload, dict) and payload.get("success") is False:
+            # A rent that Vast carried out but whose instance starts stopped (a bid that does not win the machine)
+            # answers `success: false` beside the new contract: that instance exists and bills, so it is a result.
+            if isinstance(payload, dict) and payload.get("success") is False and "new_contract" not in payload:
                 code, message = self._code_and_message(payload, text)
                 return Failure(error=self._error_for(status, code, message, where), retryable=False, acted=False)
             return payload

@@ -393,6 +393,15 @@ class VastClient:
         """Stop: the GPU is released and stops billing; the disk is kept and still bills storage."""
         self._manage(instance_id, {"state": "stopped"})
 
+    def change_bid(self, instance_id: int, price: float) -> None:
+        """Change an interruptible instance's bid ($/h for the whole machine) in place: Vast runs the highest
+        bid on a machine, pauses the others and resumes them when they win again, and bills the bid while it
+        runs. Repeatable (setting the same bid twice is the same bid)."""
+        if not 0.001 <= price <= 128:
+            raise InvalidRequestError(f"bid is {price} $/h; Vast accepts 0.001 to 32 per GPU")
+        self._t.call("PUT", f"/api/v0/instances/bid_price/{int(instance_id)}/",
+                     body={"client_id": "me", "price": price}, deadline=self._deadline())
+
     def set_label(self, instance_id: int, label: str) -> None:
         _check_label(label)
         self._manage(instance_id, {"label": label})

@@ -68,6 +68,9 @@ class OfferQuery(BaseModel):
     order: tuple[tuple[str, Direction], ...] = (("score", "desc"),)
     limit: int | None = Field(default=None, ge=1)
     offer_type: OfferType = "on-demand"
+    max_bid: float | None = Field(
+        default=None, gt=0, description="a bid to place ($/h): only offers it wins now (min_bid at most this), "
+        "and with max_dph, where it plus the disk's storage stays within max_dph")
 
     @field_validator("gpu_names", "geolocation", mode="before")
     @classmethod
@@ -120,6 +123,8 @@ class OfferQuery(BaseModel):
             q["num_gpus"] = {"eq": _wire_number(self.num_gpus)}
         if self.max_dph is not None:
             q["dph_total"] = {"lte": _wire_number(self.max_dph)}
+        if self.max_bid is not None:
+            q["min_bid"] = {"lte": _wire_number(self.max_bid)}
         if self.min_reliability is not None:
             q["reliability"] = {"gte": _wire_number(self.min_reliability)}
         if len(self.geolocation) == 1:
@@ -148,6 +153,8 @@ class OfferQuery(BaseModel):
             terms.append(f"num_gpus={_wire_number(self.num_gpus)}")
         if self.max_dph is not None:
             terms.append(f"dph_total<={_wire_number(self.max_dph)}")
+        if self.max_bid is not None:
+            terms.append(f"min_bid<={_wire_number(self.max_bid)}")
         if self.min_reliability is not None:
             terms.append(f"reliability>={_wire_number(self.min_reliability)}")
         if len(self.geolocation) == 1:
@@ -171,6 +178,11 @@ class OfferQuery(BaseModel):
             return False
         if self.max_dph is not None and offer.dph_total > self.max_dph:
             return False
+        if self.max_bid is not None:
+            if offer.min_bid is None or offer.min_bid > self.max_bid:
+                return False
+            if self.max_dph is not None and self.bid_total(offer) > self.max_dph:
+                return False
         if self.min_reliability is not None and (offer.reliability is None or offer.reliability < self.min_reliability):
             return False
         if self.verified_only and offer.verification is not None and not offer.verified:
@@ -180,6 +192,18 @@ class OfferQuery(BaseModel):
         if self.geolocation and not _in_countries(offer.geolocation, self.geolocation):
             return False
         return not (self.disk_gb is not None and offer.disk_space is not None and offer.disk_space < self.disk_gb)
+
+
+    def bid_total(self, offer: Offer) -> float:
+        """What an instance renting `offer` at `max_bid` pays per hour: the bid, and the offer's storage for the
+        disk priced (a bid search's `dph_total` is the offer's min_bid plus that storage)."""
+        if self.max_bid is None:
+            return offer.dph_total
+        if offer.storage_cost is not None:
+            storage = offer.storage_cost * self.storage_gb / 720
+        else:
+            storage = offer.dph_total - (offer.dph_base if offer.dph_base is not None else offer.min_bid or 0.0)
+        return self.max_bid + storage
 
 
 def _in_countries(geolocation: str | None, codes: Sequence[str]) -> bool:

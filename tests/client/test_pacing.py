@@ -23,6 +23,7 @@ from vastclient._transport import shared_ssl_context
     ("GET", "/api/v0/instances/42/", "show"),
     ("PUT", "/api/v0/instances/42/", "manage"),
     ("DELETE", "/api/v0/instances/42/", "destroy"),
+    ("PUT", "/api/v0/instances/bid_price/42/", "bid"),
     ("GET", "/api/v1/instances/", "list"),
     ("GET", "/api/v0/charges/", "charges"),
     ("POST", "/api/v0/bundles/", "search"),

@@ -33,7 +33,19 @@ CASES = [
     ),
     OfferQuery(gpu_names=("H100 SXM",), geolocation="CA", disk_gb=32.5, offer_type="interruptible"),
     OfferQuery(gpu_names="Tesla V100", offer_type="reserved", limit=3, min_reliability=0.9),
+    OfferQuery(gpu_names="RTX_3090", max_dph=0.3, max_bid=0.12, disk_gb=32, offer_type="bid",
+               order=[("dph_total", "asc")]),
 ]
+
+
+def test_a_bid_matches_only_offers_it_wins_with_storage_within_max_dph() -> None:
+    query = OfferQuery(max_dph=0.3, max_bid=0.2, disk_gb=72, offer_type="bid")  # 72 GB at 0.1/GB/month: 0.01/h
+    def offer(min_bid: float) -> Offer:
+        return Offer(id=1, gpu_name="RTX 3090", num_gpus=1, dph_total=min_bid + 0.01, dph_base=min_bid,
+                     min_bid=min_bid, storage_cost=0.1, rentable=True)
+    assert query.matches(offer(0.15)) and query.bid_total(offer(0.15)) == pytest.approx(0.21)
+    assert not query.matches(offer(0.25))  # the bid would not win this machine now
+    assert not OfferQuery(max_dph=0.205, max_bid=0.2, disk_gb=72, offer_type="bid").matches(offer(0.15))
 
 
 def test_defaults_are_the_clis() -> None:

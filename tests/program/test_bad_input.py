@@ -118,6 +118,11 @@ BAD_GROUP_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "onstart": not_a_string.filter(lambda v: v is not None),
     "env": bad_env,
     "state": bad_states,
+    # VALID is on demand: any bid is refused there (`interruptible: true` missing), and so is a bid that is no
+    # price at all; `interruptible` itself is a boolean.
+    "max_bid": (outside(None, 128) | st.floats(max_value=0, allow_nan=False, allow_infinity=False)
+                | st.floats(min_value=0.01, max_value=0.29) | not_a_number).filter(lambda v: v is not None),
+    "interruptible": not_a_bool,
 }
 REQUIRED = ("gpu", "image", "max_dph")
 
@@ -398,6 +403,11 @@ BAD_INPUTS: dict[str, st.SearchStrategy[Any]] = {
     "onstart": BAD_GROUP_VALUES["onstart"],
     "env": bad_env,
     "state": bad_states,
+    # VALID is on demand: any bid is refused there (`interruptible: true` missing), and so is a bid that is no
+    # price at all; `interruptible` itself is a boolean.
+    "max_bid": (outside(None, 128) | st.floats(max_value=0, allow_nan=False, allow_infinity=False)
+                | st.floats(min_value=0.01, max_value=0.29) | not_a_number).filter(lambda v: v is not None),
+    "interruptible": not_a_bool,
 }
 
 
