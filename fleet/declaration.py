@@ -100,6 +100,12 @@ class Fleet(BaseModel):
         return out
 
 
+def group_of(instance_name: str) -> str | None:
+    """The group an instance of the fleet belongs to: its name is `<group>-<index>` (`Fleet.instances`)."""
+    group, _, index = instance_name.rpartition("-")
+    return group if group and index.isdigit() else None
+
+
 def _where(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc)
 

@@ -83,9 +83,9 @@ Number = BeforeValidator(_not_bool)
 def _check_bid(value: float | None, info: ValidationInfo) -> float | None:
     # Runs for the default too (validate_default), after `max_dph` and `interruptible`, so that a bid problem is
     # reported on the field the user fixes; when those failed themselves there is nothing to compare with.
-    if "interruptible" in info.data:
-        problem = bid_problem(interruptible=info.data["interruptible"], max_bid=value,
-                              max_dph=info.data.get("max_dph"))
+    data = info.data or {}  # none when the field is read on its own (the policy pack's readers)
+    if "interruptible" in data:
+        problem = bid_problem(interruptible=data["interruptible"], max_bid=value, max_dph=data.get("max_dph"))
         if problem is not None:
             raise ValueError(problem)
     return value

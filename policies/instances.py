@@ -168,6 +168,7 @@ class QuoteView:
     gpu_name: Known[str] | None
     dph_total: Known[float] | None
     storage_cost: Known[float] | None = None
+    bid: Known[float] | None = None
 
     @classmethod
     def of(cls, raw: Any) -> QuoteView | Unknown | None:
@@ -176,7 +177,7 @@ class QuoteView:
         if not isinstance(raw, Mapping):
             return UNKNOWN
         return cls(gpu_name=_read(Quote, raw, "gpu_name"), dph_total=_read(Quote, raw, "dph_total"),
-                   storage_cost=_read(Quote, raw, "storage_cost"))
+                   storage_cost=_read(Quote, raw, "storage_cost"), bid=_read(Quote, raw, "bid"))
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,9 @@ class InstanceView:
     instance_id: Known[int] | None = None
     dph_total: Known[float] | None = None
     storage_cost: Known[float] | None = None
+    # bids (inputs): on demand unless declared, worst case when unknown
+    interruptible: Known[bool] = False
+    max_bid: Known[float] | None = None
 
     @classmethod
     def of(cls, *, resource_type: str, name: str, urn: str, props: Any) -> InstanceView | None:
@@ -221,6 +225,7 @@ class InstanceView:
             min_reliability=_required(read("min_reliability")), verified_only=_required(read("verified_only")),
             state=_required(read("state")), quote=QuoteView.of(values.get("quote")),
             instance_id=read("instance_id"), dph_total=read("dph_total"), storage_cost=read("storage_cost"),
+            interruptible=_required(read("interruptible")), max_bid=read("max_bid"),
         )
 
     @property

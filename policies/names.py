@@ -25,3 +25,6 @@ class RuleName(StrEnum):
     MONTHLY_BUDGET = "vast-monthly-budget"
     MAX_HOURLY_BURN = "vast-max-hourly-burn"
     POLICY_EXCEPTIONS = "vast-policy-exceptions"
+    INTERRUPTIBLE_REQUIRED = "vast-interruptible-required"
+    BID_CAP = "vast-bid-cap"
+    ON_DEMAND_GPU_SHARE = "vast-on-demand-gpu-share"

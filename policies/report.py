@@ -162,6 +162,39 @@ MESSAGES: Mapping[RuleName, Mapping[str, str]] = {
             "unknown), so the burn cap {limit}/h cannot be checked; declare max_dph as a number"
         ),
     },
+    RuleName.INTERRUPTIBLE_REQUIRED: {
+        "gpu": (
+            "{team}: {resource}: GPU {value} must be rented interruptible by the team's policy (GPUs [{limit}]); "
+            "set interruptible: true and a max_bid within the team's bid cap in group {group} of "
+            "stacks/Pulumi.{stack}.yaml, or request an exception"
+        ),
+        "group": (
+            "{team}: {resource}: group {group} must be interruptible by the team's policy (groups [{limit}]); "
+            "set interruptible: true and a max_bid within the team's bid cap in stacks/Pulumi.{stack}.yaml, or "
+            "request an exception"
+        ),
+        "unknown": (
+            "{team}: {resource}: interruptible is unknown at preview, so it could rent on demand what the team "
+            "must rent interruptible ([{limit}]); declare interruptible as a literal in group {group}"
+        ),
+    },
+    RuleName.BID_CAP: {
+        "over": (
+            "{team}: {resource}: max_bid {value}/h exceeds the team's bid cap {limit}/h per instance; lower "
+            "max_bid in stacks/Pulumi.{stack}.yaml or request an exception"
+        ),
+        "unknown": (
+            "{team}: {resource}: max_bid is unknown at preview, so its bid is unbounded, above the team's bid cap "
+            "{limit}/h; declare max_bid as a number in stacks/Pulumi.{stack}.yaml"
+        ),
+    },
+    RuleName.ON_DEMAND_GPU_SHARE: {
+        "over": (
+            "{team}: stack {stack} rents {value} of its {total} GPUs on demand ({share}%; {detail}), more than the "
+            "team's {limit}%; make groups interruptible (interruptible: true with a max_bid) in "
+            "stacks/Pulumi.{stack}.yaml, or request an exception"
+        ),
+    },
     RuleName.POLICY_EXCEPTIONS: {
         "active": (
             "{team}: exception to {rule} active until {expires}: allows {value} "

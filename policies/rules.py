@@ -25,6 +25,14 @@ from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationA
 
 from fleet.costs import money
 from fleet.gpus import allowed, normalize
+from policies.bids import (
+    BidCapConfig,
+    InterruptibleRequiredConfig,
+    OnDemandGpuShareConfig,
+    bid_cap,
+    interruptible_required,
+    on_demand_gpu_share,
+)
 from policies.config import (
     Config,
     ConfigProblem,
@@ -452,6 +460,15 @@ RULES: Sequence[Rule] = (
     Rule(RuleName.MAX_HOURLY_BURN,
          "Caps the stack's total estimated $/h at the team's burn limit.",
          MANDATORY, MaxHourlyBurnConfig, stack=max_hourly_burn),
+    Rule(RuleName.INTERRUPTIBLE_REQUIRED,
+         "Requires the team's listed GPUs and groups to be rented interruptible (at a bid).",
+         MANDATORY, InterruptibleRequiredConfig, resource=interruptible_required),
+    Rule(RuleName.BID_CAP,
+         "Caps each interruptible instance's bid (max_bid) at the team's per-instance bid cap.",
+         MANDATORY, BidCapConfig, resource=bid_cap),
+    Rule(RuleName.ON_DEMAND_GPU_SHARE,
+         "Caps the share of the stack's GPUs rented on demand rather than interruptible.",
+         MANDATORY, OnDemandGpuShareConfig, stack=on_demand_gpu_share),
     Rule(RuleName.POLICY_EXCEPTIONS,
          "Reports the team's active and expired policy exceptions.",
          ADVISORY, PolicyExceptionsConfig, stack=policy_exceptions),

@@ -24,6 +24,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from policies.bids import BidCapConfig, InterruptibleRequiredConfig, OnDemandGpuShareConfig
 from policies.config import (
     Config,
     DailyBudgetConfig,
@@ -92,6 +93,9 @@ class TeamFile(BaseModel):
     daily_budget_warning: DailyBudgetWarningConfig = Field(alias=RuleName.DAILY_BUDGET_WARNING.value)
     monthly_budget: MonthlyBudgetConfig = Field(alias=RuleName.MONTHLY_BUDGET.value)
     max_hourly_burn: MaxHourlyBurnConfig = Field(alias=RuleName.MAX_HOURLY_BURN.value)
+    interruptible_required: InterruptibleRequiredConfig = Field(alias=RuleName.INTERRUPTIBLE_REQUIRED.value)
+    bid_cap: BidCapConfig = Field(alias=RuleName.BID_CAP.value)
+    on_demand_gpu_share: OnDemandGpuShareConfig = Field(alias=RuleName.ON_DEMAND_GPU_SHARE.value)
     policy_exceptions: PolicyExceptionsConfig = Field(alias=RuleName.POLICY_EXCEPTIONS.value)
 
     @model_validator(mode="before")
