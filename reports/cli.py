@@ -29,7 +29,7 @@ from reports.focus import focus_export
 from reports.fold import VastClock, fold_stack
 from reports.models import InstanceTimeline, StackFold
 from reports.pulumi_state import HistoryEntry, StateFormatError
-from reports.reconcile import reconcile
+from reports.reconcile import reconcile, window
 from reports.render.delimited import audit_csv, invoice_csv, reconcile_csv, spend_csv
 from reports.render.document import to_json
 from reports.render.focus import focus_csv
@@ -37,7 +37,9 @@ from reports.render.markdown import invoice_markdown
 from reports.render.svg import daily_spend_svg
 from reports.render.table import audit_table, chargeback_table, reconcile_tables, spend_table, to_text
 from reports.sources import HistorySource, Runner, SourceError, StackRef, ensure_stacks, open_source
+from reports.vast_dates import billing_ends, date_deletes
 from vastclient import URL_ENV
+from vastclient.models import Charge
 
 EXIT_DIFFERENCES = 3
 TABLE_WIDTH = 160
@@ -199,13 +201,64 @@ def _spend_range(args: argparse.Namespace, now: datetime) -> tuple[datetime, dat
     return start, end
 
 
-def run_spend(args: argparse.Namespace, out: TextIO | None = None) -> int:
+def _teams_and_stacks(args: argparse.Namespace, folds: Sequence[StackFold]) -> dict[str, list[str]]:
+    stacks_of: dict[str, list[str]] = {team: [] for team in args.team or ()}
+    for f in folds:
+        if not args.team or f.team in args.team:
+            stacks_of.setdefault(f.team, []).append(f.stack)
+    return stacks_of
+
+
+def _key_resolver(args: argparse.Namespace) -> KeyResolver:
+    from_stack = None
+    if args.keys_from_pulumi:
+        runner = _pulumi_runner(args, args.backend or default_backend(args.local_state))
+
+        def from_stack(stack: str) -> str | None:
+            try:
+                return runner("config", "get", API_KEY_CONFIG, stack=stack).strip() or None
+            except RuntimeError:
+                return None
+
+    return KeyResolver(from_stack=from_stack)
+
+
+def _vast_url(args: argparse.Namespace) -> str | None:
+    return args.vast_url or os.environ.get(URL_ENV) or None
+
+
+def _dated_by_vast(args: argparse.Namespace, folds: Sequence[StackFold], timelines: Sequence[InstanceTimeline], *,
+                   start: datetime, end: datetime, factory: ClientFactory) -> list[InstanceTimeline]:
+    """`timelines` with deletes dated by Vast's charges (`reports.vast_dates`) for every team whose key is at
+    hand (`VASTGUARD_KEY_<TEAM>`, or the stack's config with --keys-from-pulumi); others as the fold dated them."""
+    first, last = start.date(), (end - timedelta(microseconds=1)).date()
+    resolve = _key_resolver(args)
+    charges: list[Charge] = []
+    for team, stacks in sorted(_teams_and_stacks(args, folds).items()):
+        try:
+            resolve(team, stacks)
+        except ChargesError:
+            continue  # no key for this team: its deletes keep the fold's dating (counted as estimated)
+        try:
+            fetched = fetch_charges({team: stacks}, start_day=first, end_day=last, key_for=resolve,
+                                    base_url=_vast_url(args), factory=factory)
+        except ChargesError as err:  # the report stands without it; say what was not refined
+            print(f"note: {err}; team {team}'s deletes keep Pulumi's dating (--vast-url sets where Vast is)",
+                  file=sys.stderr)
+            continue
+        charges += fetched[team]
+    return date_deletes(timelines, billing_ends(charges, window_end=window(first, last)[1]))
+
+
+def run_spend(args: argparse.Namespace, out: TextIO | None = None,
+              factory: ClientFactory = vast_client_factory) -> int:
     out = out or sys.stdout  # resolved per call: tests and callers may swap sys.stdout
     now = _now(args)
     start, end = _spend_range(args, now)
     folds = _folds(args)
-    report = spend_report(_timelines(folds, args.team or ()), start=start, end=end, now=now, granularity=args.by,
-                          generated_at=now)
+    timelines = _dated_by_vast(args, folds, _timelines(folds, args.team or ()), start=start, end=end,
+                               factory=factory)
+    report = spend_report(timelines, start=start, end=end, now=now, granularity=args.by, generated_at=now)
     if args.format == "json":
         _write(to_json(report), args, out)
     elif args.format == "csv":
@@ -219,13 +272,16 @@ def run_spend(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return 0
 
 
-def run_chargeback(args: argparse.Namespace, out: TextIO | None = None) -> int:
+def run_chargeback(args: argparse.Namespace, out: TextIO | None = None,
+                   factory: ClientFactory = vast_client_factory) -> int:
     out = out or sys.stdout  # resolved per call: tests and callers may swap sys.stdout
     month = parse_month(args.month)
     now = _now(args)
     folds = _folds(args)
     teams = sorted({f.team for f in folds if not args.team or f.team in args.team} | set(args.team or ()))
-    timelines = _timelines(folds, args.team or ())
+    start, end = month_range(month)
+    timelines = _dated_by_vast(args, folds, _timelines(folds, args.team or ()), start=start, end=end,
+                               factory=factory)
     directory = Path(args.out or f"chargeback-{month}")
     directory.mkdir(parents=True, exist_ok=True)
     console = Console(file=out, width=TABLE_WIDTH if not out.isatty() else None)
@@ -283,23 +339,11 @@ def run_reconcile(args: argparse.Namespace, out: TextIO | None = None,
     except InvalidOperation:
         raise UsageError(f"--threshold {args.threshold!r} is not an amount of dollars (e.g. 0.01)") from None
     folds = _folds(args)
-    stacks_of: dict[str, list[str]] = {team: [] for team in args.team or ()}
-    for f in folds:
-        if not args.team or f.team in args.team:
-            stacks_of.setdefault(f.team, []).append(f.stack)
-    from_stack = None
-    if args.keys_from_pulumi:
-        runner = _pulumi_runner(args, args.backend or default_backend(args.local_state))
-
-        def from_stack(stack: str) -> str | None:
-            try:
-                return runner("config", "get", API_KEY_CONFIG, stack=stack).strip() or None
-            except RuntimeError:
-                return None
-
-    charges = fetch_charges(stacks_of, start_day=first, end_day=last, key_for=KeyResolver(from_stack=from_stack),
-                            base_url=args.vast_url or os.environ.get(URL_ENV) or None, factory=factory)
+    charges = fetch_charges(_teams_and_stacks(args, folds), start_day=first, end_day=last,
+                            key_for=_key_resolver(args), base_url=_vast_url(args), factory=factory)
     everything = [tl for f in folds for tl in f.timelines]  # all teams: declared elsewhere is not shadow
+    ends = billing_ends((c for team in charges.values() for c in team), window_end=window(first, last)[1])
+    everything = date_deletes(everything, ends)  # a delete at the moment Vast stopped billing it
     report = reconcile(everything, charges, start_day=first, end_day=last, now=now, threshold=threshold,
                        generated_at=now, include_matches=args.all)
     if args.format == "json":
@@ -350,6 +394,13 @@ def _formats(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
 
 
+def _vast_source(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--vast-url", metavar="URL", help="Vast.ai API base URL (default: $VAST_URL, else Vast.ai)")
+    parser.add_argument("--keys-from-pulumi", action="store_true",
+                        help=f"read a team's key from its stack config ({API_KEY_CONFIG}) when "
+                             "VASTGUARD_KEY_<TEAM> is not set; needs the stack's passphrase")
+
+
 def _range(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", metavar="TIME", help="start: YYYY-MM, YYYY-MM-DD or ISO time (UTC)")
     parser.add_argument("--until", metavar="TIME", help="end, inclusive for a day or month: YYYY-MM[-DD] or ISO")
@@ -375,6 +426,7 @@ def register(subparsers: Any, *, pulumi: PulumiRunner | None = None, local_state
     spend.add_argument("--month", metavar="YYYY-MM", help="shorthand for --since/--until of one month")
     spend.add_argument("--by", choices=["day", "month"], default="day")
     spend.add_argument("--detail", action="store_true", help="one row per instance")
+    _vast_source(spend)
     _formats(spend)
     spend.set_defaults(func=_guarded(run_spend))
 
@@ -389,6 +441,7 @@ def register(subparsers: Any, *, pulumi: PulumiRunner | None = None, local_state
     chargeback.add_argument("--team-files", metavar="DIR",
                             help="the teams' policy files, for the daily budgets the chart draws "
                                  "(default: <project dir>/policies/teams)")
+    _vast_source(chargeback)
     chargeback.set_defaults(func=_guarded(run_chargeback))
 
     rec = subparsers.add_parser("reconcile", help="reconstructed spend vs Vast.ai charges; finds shadow spend",
@@ -400,10 +453,7 @@ def register(subparsers: Any, *, pulumi: PulumiRunner | None = None, local_state
     rec.add_argument("--threshold", default="0.01", metavar="DOLLARS",
                      help="report per-instance differences larger than this (default 0.01)")
     rec.add_argument("--all", action="store_true", help="also list instances that match")
-    rec.add_argument("--vast-url", metavar="URL", help="Vast.ai API base URL (default: $VAST_URL, else Vast.ai)")
-    rec.add_argument("--keys-from-pulumi", action="store_true",
-                     help=f"read a team's key from its stack config ({API_KEY_CONFIG}) when "
-                          "VASTGUARD_KEY_<TEAM> is not set; needs the stack's passphrase")
+    _vast_source(rec)
     _formats(rec)
     rec.set_defaults(func=_guarded(run_reconcile))
 

@@ -32,7 +32,18 @@ CURRENCY = "USD"
 _SERVICE: dict[ComponentName, tuple[str, str, str]] = {
     # component -> (ServiceName, ServiceCategory, ServiceSubcategory): names from FOCUS's allowed values
     "running": ("GPU Instances", "Compute", "Virtual Machines"),
+    "interruptible": ("GPU Instances", "Compute", "Virtual Machines"),
     "storage": ("Instance Storage", "Storage", "Block Storage"),
+}
+PricingCategory = Literal["Standard", "Dynamic"]
+_PRICING: dict[ComponentName, PricingCategory] = {
+    # FOCUS PricingCategory (columns/pricingcategory.md): "Dynamic: charges priced at a variable rate determined
+    # by the provider ... like interruptible or low priority resources"; the on-demand price and the disk's
+    # storage rate are the host's published prices: "Standard". It MUST be present once a provider has more
+    # than one pricing category, which interruptible rentals make so.
+    "running": "Standard",
+    "interruptible": "Dynamic",
+    "storage": "Standard",
 }
 
 
@@ -53,6 +64,15 @@ class FocusRow(BaseModel):
     ChargeFrequency: Literal["Usage-Based"] = "Usage-Based"
     ChargePeriodEnd: datetime
     ChargePeriodStart: datetime
+    # Vast sells commitments (reserved instances), so FOCUS wants these columns; none applies to what vastguard
+    # rents (on demand or at a bid), so each is null, as the spec requires when CommitmentDiscountId is.
+    CommitmentDiscountCategory: None = None
+    CommitmentDiscountId: None = None
+    CommitmentDiscountName: None = None
+    CommitmentDiscountQuantity: None = None
+    CommitmentDiscountStatus: None = None
+    CommitmentDiscountType: None = None
+    CommitmentDiscountUnit: None = None
     ConsumedQuantity: Decimal
     ConsumedUnit: str = "Hours"
     ContractedCost: Decimal
@@ -62,6 +82,7 @@ class FocusRow(BaseModel):
     InvoiceIssuerName: str = PROVIDER
     ListCost: Decimal
     ListUnitPrice: Decimal
+    PricingCategory: PricingCategory
     PricingQuantity: Decimal
     PricingUnit: str = "Hours"
     ResourceId: str | None
@@ -99,7 +120,9 @@ def _description(component: ComponentName, gpu: str | None, num_gpus: int | None
     what = f"{num_gpus or 1}x {gpu}" if gpu else "GPU instance"
     if component == "running":
         return f"{what} running, ${hourly.normalize():f}/h (GPU and disk)"
-    return f"{what} stopped: disk storage only, ${hourly.normalize():f}/h"
+    if component == "interruptible":
+        return f"{what} running interruptible, ${hourly.normalize():f}/h (its bid and disk)"
+    return f"{what} stopped or outbid: disk storage only, ${hourly.normalize():f}/h"
 
 
 _Key = tuple[str, str, str, str, int | None, str | None, int | None, ComponentName, Decimal | None, str]
@@ -138,7 +161,8 @@ def focus_export(timelines: Iterable[InstanceTimeline], *, month: str, now: date
             BillingPeriodStart=start, ChargeDescription=_description(component, gpu, num_gpus, hourly),
             ChargePeriodEnd=day_start + timedelta(days=1), ChargePeriodStart=day_start, ConsumedQuantity=quantity,
             ContractedCost=amount, ContractedUnitPrice=hourly, EffectiveCost=amount, ListCost=amount,
-            ListUnitPrice=hourly, PricingQuantity=quantity, ResourceId=None if iid is None else str(iid),
+            ListUnitPrice=hourly, PricingCategory=_PRICING[component], PricingQuantity=quantity,
+            ResourceId=None if iid is None else str(iid),
             ResourceName=f"{stack}/{name}", ServiceCategory=category, ServiceName=service,
             ServiceSubcategory=subcategory, SubAccountId=f"{project}/{stack}" if project else stack,
             SubAccountName=stack, x_Team=team, x_Project=project, x_Stack=stack, x_InstanceName=name, x_GpuName=gpu,

@@ -20,7 +20,10 @@ clock is virtual, they do not. So every event time is taken, in order of prefere
    emulator whose virtual time only moves when a test advances it) everything in an operation that sampled
    the clock happened at the sampled moment.
 
-Between creation and the start of the first recorded state (image pull) Vast bills storage only.
+Between creation and the start of the first recorded state (image pull) Vast bills storage only. An
+interruptible instance runs at its bid; while outbid (`outbid` in its outputs, found by a refresh) it bills
+storage only, from the moment the refresh that found it dates (the second way: exact on a frozen clock when
+the refresh runs at that moment, an estimate otherwise, counted as such).
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ from reports.models import (
 from reports.pulumi_state import HistoryEntry, InstanceResource, Snapshot, UpdateRecord
 
 VastClock = Literal["running", "frozen"]
-WATCHED_FIELDS = ("state", "status", "dph_total", "storage_cost", "disk_gb", "gpu_name", "num_gpus", "label")
+WATCHED_FIELDS = ("state", "status", "outbid", "bid", "dph_total", "storage_cost", "disk_gb", "gpu_name", "num_gpus",
+                  "label")
 # A provider call belongs to an update if its local time falls in the update's window; Pulumi truncates
 # startTime/endTime to whole seconds, hence the slack.
 _WINDOW_SLACK = timedelta(seconds=2)
@@ -80,12 +84,15 @@ def _repository_of(env: dict[str, str]) -> str | None:
 
 
 def component_of(props: InstanceRecord) -> ComponentName:
-    return "running" if props.state == "running" else "storage"
+    """Running bills the GPU (on demand at its price, interruptible at its bid); stopped or outbid only storage."""
+    if props.state != "running" or props.outbid:
+        return "storage"
+    return "interruptible" if props.interruptible else "running"
 
 
 def rate_of(props: InstanceRecord, component: ComponentName) -> Decimal | None:
     """$/h for the component, through fleet.costs; None when a price it needs is unknown."""
-    if component == "running":
+    if component in ("running", "interruptible"):
         if props.dph_total is None:
             return None
         return hourly_rate(state="running", dph_total=props.dph_total, storage_cost=0, disk_gb=0)
@@ -167,6 +174,8 @@ def _details(old: InstanceRecord, new: InstanceRecord) -> tuple[str, ...]:
         before, after = getattr(old, name), getattr(new, name)
         if before == after or (name == "status" and (old.state, new.state) == (before, after)):
             continue  # a status that follows the state says nothing new
+        if name in ("outbid", "bid") and before is None and not after:
+            continue  # state written before bids existed: on demand, never outbid
         out.append(f"{name} {before} -> {after}")
     return tuple(out)
 

@@ -17,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 SCHEMA_VERSION = 1
 """Version of every JSON document the reports emit; bump it on any incompatible change of these models."""
 
-ComponentName = Literal["running", "storage"]
+ComponentName = Literal["running", "interruptible", "storage"]
+"""What an hour was billed as: `running` an on-demand instance running (GPU and disk at its price),
+`interruptible` an interruptible one running (at its bid, disk on top), `storage` stopped or outbid (disk only)."""
 TimeBasis = Literal["vast", "update"]
 """Where an event time came from: `vast` = Vast's clock as recorded by the provider (what Vast bills by),
 `update` = Pulumi's wall-clock update/resource timestamps, mapped onto Vast's clock when an offset is known."""
@@ -170,7 +172,14 @@ class InstanceCost(_Model):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def running_hours(self) -> Decimal:
+        """On-demand running hours."""
         return sum((c.hours for c in self.components if c.name == "running"), Decimal(0))
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def interruptible_hours(self) -> Decimal:
+        """Interruptible running hours (billed at the bid)."""
+        return sum((c.hours for c in self.components if c.name == "interruptible"), Decimal(0))
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -188,6 +197,11 @@ class PeriodCost(_Model):
     @property
     def running_hours(self) -> Decimal:
         return sum((i.running_hours for i in self.instances), Decimal(0))
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def interruptible_hours(self) -> Decimal:
+        return sum((i.interruptible_hours for i in self.instances), Decimal(0))
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -276,6 +290,9 @@ class ReconcileRow(_Model):
     name: str | None = None
     gpu_name: str | None = None
     label: str | None = None
+    on_demand_hours: Decimal = Field(default=Decimal(0), description="reconstructed on-demand running hours")
+    interruptible_hours: Decimal = Field(default=Decimal(0), description="reconstructed interruptible running hours")
+    billed_gpu_hours: Decimal | None = Field(default=None, description="GPU hours in Vast's charges (None: none)")
     reconstructed: Decimal | None
     billed: Decimal | None
     difference: Decimal | None
@@ -287,6 +304,9 @@ class TeamReconciliation(_Model):
     reconstructed: Decimal
     billed: Decimal
     shadow: Decimal = Field(description="billed for instances no stack declared")
+    on_demand_hours: Decimal = Field(default=Decimal(0), description="reconstructed on-demand running hours")
+    interruptible_hours: Decimal = Field(default=Decimal(0), description="reconstructed interruptible running hours")
+    billed_gpu_hours: Decimal = Field(default=Decimal(0), description="running hours in Vast's charges (gpu items)")
 
 
 class ReconcileReport(_Model):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from reports.costing import cost, slices
+from reports.costing import cost, hours, slices
 from reports.models import InstanceTimeline, ReconcileReport, ReconcileRow, ReconcileStatus, TeamReconciliation
 from vastclient.models import Charge
 
@@ -25,6 +25,12 @@ class _Known:
     name: str
     gpu_name: str | None
     reconstructed: Decimal | None
+    on_demand_micros: int = 0
+    interruptible_micros: int = 0
+
+    def hours(self) -> dict[str, Decimal]:
+        return {"on_demand_hours": hours(self.on_demand_micros),
+                "interruptible_hours": hours(self.interruptible_micros)}
 
 
 def window(start_day: date, end_day: date) -> tuple[datetime, datetime]:
@@ -53,7 +59,13 @@ def reconcile(timelines: Sequence[InstanceTimeline], charges: Mapping[str, Itera
                                            reconstructed=Decimal(0))
     for s in slices(timelines, start=start, end=end, now=now, granularity="month"):
         entry = known.get(s.instance_id) if s.instance_id is not None else None
-        if entry is None or entry.reconstructed is None:
+        if entry is None:
+            continue
+        if s.component == "running":
+            entry.on_demand_micros += s.micros
+        elif s.component == "interruptible":
+            entry.interruptible_micros += s.micros
+        if entry.reconstructed is None:
             continue
         amount = cost(s.hourly, s.micros)
         entry.reconstructed = None if amount is None else entry.reconstructed + amount
@@ -62,14 +74,21 @@ def reconcile(timelines: Sequence[InstanceTimeline], charges: Mapping[str, Itera
     totals: list[TeamReconciliation] = []
     for team in sorted(charges):
         billed: dict[int, Decimal] = defaultdict(Decimal)
+        gpu_hours: dict[int, Decimal] = defaultdict(Decimal)
         labels: dict[int, str | None] = {}
         for charge in charges[team]:
             iid = charge.instance_id
             if charge.type != "instance" or iid is None:
                 continue
             billed[iid] += charge.amount
+            gpu_hours[iid] += sum((i.quantity or Decimal(0) for i in charge.items if i.type == "gpu"), Decimal(0))
             labels.setdefault(iid, charge.metadata.label)
         team_reconstructed, team_billed, team_shadow = Decimal(0), Decimal(0), Decimal(0)
+        team_hours = {"on_demand_hours": Decimal(0), "interruptible_hours": Decimal(0)}
+        for entry in known.values():
+            if entry.team == team:
+                for key, value in entry.hours().items():
+                    team_hours[key] += value
         for iid in sorted(billed):
             amount = billed[iid]
             team_billed += amount
@@ -80,12 +99,13 @@ def reconcile(timelines: Sequence[InstanceTimeline], charges: Mapping[str, Itera
                     team=team, instance_id=iid, stack=entry.stack if entry else None,
                     name=entry.name if entry else None, gpu_name=entry.gpu_name if entry else None,
                     label=labels[iid], reconstructed=None, billed=amount, difference=amount,
-                    status="shadow" if entry is None else "other-team"))
+                    billed_gpu_hours=gpu_hours[iid], status="shadow" if entry is None else "other-team"))
                 continue
             if entry.reconstructed is None:
                 rows.append(ReconcileRow(team=team, instance_id=iid, stack=entry.stack, name=entry.name,
                                          gpu_name=entry.gpu_name, label=labels[iid], reconstructed=None,
-                                         billed=amount, difference=None, status="unknown-price"))
+                                         billed=amount, difference=None, billed_gpu_hours=gpu_hours[iid],
+                                         status="unknown-price", **entry.hours()))
                 continue
             team_reconstructed += entry.reconstructed
             difference = amount - entry.reconstructed
@@ -94,21 +114,23 @@ def reconcile(timelines: Sequence[InstanceTimeline], charges: Mapping[str, Itera
                 rows.append(ReconcileRow(team=team, instance_id=iid, stack=entry.stack, name=entry.name,
                                          gpu_name=entry.gpu_name, label=labels[iid],
                                          reconstructed=entry.reconstructed, billed=amount, difference=difference,
-                                         status=status))
+                                         billed_gpu_hours=gpu_hours[iid], status=status, **entry.hours()))
         for iid, entry in sorted(known.items()):
             if entry.team != team or iid in billed:
                 continue
             if entry.reconstructed is None:
                 rows.append(ReconcileRow(team=team, instance_id=iid, stack=entry.stack, name=entry.name,
                                          gpu_name=entry.gpu_name, reconstructed=None, billed=None,
-                                         difference=None, status="unknown-price"))
+                                         difference=None, status="unknown-price", **entry.hours()))
                 continue
             team_reconstructed += entry.reconstructed
             if entry.reconstructed > threshold:
                 rows.append(ReconcileRow(team=team, instance_id=iid, stack=entry.stack, name=entry.name,
                                          gpu_name=entry.gpu_name, reconstructed=entry.reconstructed,
-                                         billed=Decimal(0), difference=-entry.reconstructed, status="unbilled"))
+                                         billed=Decimal(0), difference=-entry.reconstructed, status="unbilled",
+                                         **entry.hours()))
         totals.append(TeamReconciliation(team=team, reconstructed=team_reconstructed, billed=team_billed,
-                                         shadow=team_shadow))
+                                         shadow=team_shadow, billed_gpu_hours=sum(gpu_hours.values(), Decimal(0)),
+                                         **team_hours))
     return ReconcileReport(generated_at=generated_at, start_day=start_day, end_day=end_day, threshold=threshold,
                            teams=tuple(totals), rows=tuple(rows))

@@ -61,6 +61,16 @@ OPTIONAL: dict[str, Column] = {
     "ConsumedUnit": Column("String", True),
     "ContractedUnitPrice": Column("Decimal", True),
     "ListUnitPrice": Column("Decimal", True),
+    # Conditional: present when the provider has more than one pricing category (interruptible rentals).
+    "PricingCategory": Column("String", True, ("Standard", "Dynamic", "Committed", "Other")),
+    # Conditional: present when the provider supports commitment discounts (Vast's reserved instances).
+    "CommitmentDiscountCategory": Column("String", True, ("Spend", "Usage")),
+    "CommitmentDiscountId": Column("String", True),
+    "CommitmentDiscountName": Column("String", True),
+    "CommitmentDiscountQuantity": Column("Decimal", True),
+    "CommitmentDiscountStatus": Column("String", True, ("Used", "Unused")),
+    "CommitmentDiscountType": Column("String", True),
+    "CommitmentDiscountUnit": Column("String", True),
     "ResourceId": Column("String", True),
     "ResourceName": Column("String", True),
     "ResourceType": Column("String", True),

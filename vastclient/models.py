@@ -206,6 +206,7 @@ class ChargeItem(_VastModel):
     type: OptStr = None
     description: OptStr = None
     amount: OptDecimal = None
+    quantity: OptDecimal = Field(default=None, description="hours (a gpu item: running hours, at its rate)")
     start: OptFloat = None
     end: OptFloat = None
     items: list[ChargeItem] = Field(default_factory=list)

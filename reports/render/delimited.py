@@ -63,9 +63,11 @@ def invoice_csv(invoice: Invoice) -> str:
 
 
 def reconcile_csv(report: ReconcileReport) -> str:
-    header = ["team", "instance_id", "stack", "name", "gpu_name", "label", "reconstructed", "billed", "difference",
-              "status"]
+    header = ["team", "instance_id", "stack", "name", "gpu_name", "label", "on_demand_hours", "interruptible_hours",
+              "billed_gpu_hours", "reconstructed", "billed", "difference", "status"]
     rows = [[r.team, r.instance_id or "", r.stack or "", r.name or "", r.gpu_name or "", r.label or "",
+             plain_hours(r.on_demand_hours), plain_hours(r.interruptible_hours),
+             "" if r.billed_gpu_hours is None else plain_hours(r.billed_gpu_hours),
              plain_money(r.reconstructed), plain_money(r.billed), plain_money(r.difference), r.status]
             for r in report.rows]
     return _csv(header, rows)

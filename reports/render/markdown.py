@@ -5,7 +5,8 @@ from __future__ import annotations
 from reports.models import Invoice
 from reports.render import hours, money, rate
 
-_USAGE = {"running": "GPU (running)", "storage": "storage (stopped)"}
+_USAGE = {"running": "GPU (running, on demand)", "interruptible": "GPU (running, interruptible: its bid)",
+          "storage": "storage (stopped or outbid)"}
 
 
 def _cell(text: str) -> str:

@@ -10,7 +10,15 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from reports.models import AuditEvent, AuditReport, ChargebackReport, InstanceChange, ReconcileReport, SpendReport
+from reports.models import (
+    AuditEvent,
+    AuditReport,
+    ChargebackReport,
+    InstanceChange,
+    Invoice,
+    ReconcileReport,
+    SpendReport,
+)
 from reports.render import hours, money, short_commit, when
 
 _MARK = {"created": "+", "changed": "~", "deleted": "-"}
@@ -56,7 +64,8 @@ def spend_table(report: SpendReport, *, detail: bool = False) -> Table:
     if detail:
         table.add_column("Instance")
         table.add_column("GPU")
-    table.add_column("Running h", justify="right")
+    table.add_column("On-demand h", justify="right")
+    table.add_column("Interruptible h", justify="right")
     table.add_column("Stopped h", justify="right")
     table.add_column("Cost", justify="right", footer=_total(report.known, report.unknown_components))
     for team in report.teams:
@@ -65,12 +74,13 @@ def spend_table(report: SpendReport, *, detail: bool = False) -> Table:
                 for inst in period.instances:
                     ident = f"{inst.stack}/{inst.name}" + (f" #{inst.instance_id}" if inst.instance_id else "")
                     table.add_row(team.team, period.period, ident, inst.gpu_name or "", hours(inst.running_hours),
-                                  hours(inst.storage_hours), money(inst.cost))
+                                  hours(inst.interruptible_hours), hours(inst.storage_hours), money(inst.cost))
             else:
-                table.add_row(team.team, period.period, hours(period.running_hours), hours(period.storage_hours),
+                table.add_row(team.team, period.period, hours(period.running_hours),
+                              hours(period.interruptible_hours), hours(period.storage_hours),
                               _total(period.known, period.unknown_components))
         blanks = ["", ""] if detail else []
-        table.add_row(Text(f"{team.team} total", style="bold"), "", *blanks, "", "",
+        table.add_row(Text(f"{team.team} total", style="bold"), "", *blanks, "", "", "",
                       Text(_total(team.known, team.unknown_components), style="bold"), end_section=True)
     return table
 
@@ -85,23 +95,29 @@ def chargeback_table(report: ChargebackReport) -> Table:
     table.add_column("Team", footer="Total")
     table.add_column("Lines", justify="right")
     table.add_column("Instances", justify="right")
-    table.add_column("GPU hours", justify="right")
+    table.add_column("On-demand GPU h", justify="right")
+    table.add_column("Interruptible GPU h", justify="right")
     grand = sum((i.total for i in report.invoices), Decimal(0))
     table.add_column("Total", justify="right", footer=money(grand))
     for inv in report.invoices:
-        gpu_hours = sum((ln.hours * (ln.num_gpus or 1) for ln in inv.lines if ln.component == "running"), Decimal(0))
+        def gpu_hours(component: str, inv: Invoice = inv) -> Decimal:
+            return sum((ln.hours * (ln.num_gpus or 1) for ln in inv.lines if ln.component == component), Decimal(0))
+
         instances = len({(ln.stack, ln.instance, ln.instance_id) for ln in inv.lines})
         total = money(inv.total) + (f" + {inv.unknown_lines} unknown" if inv.unknown_lines else "")
-        table.add_row(inv.team, str(len(inv.lines)), str(instances), hours(gpu_hours), total)
+        table.add_row(inv.team, str(len(inv.lines)), str(instances), hours(gpu_hours("running")),
+                      hours(gpu_hours("interruptible")), total)
     return table
 
 
 def reconcile_tables(report: ReconcileReport) -> list[Table]:
     totals = Table(title=f"Reconciliation {report.start_day} .. {report.end_day} (threshold {money(report.threshold)})")
-    for name in ("Team", "Reconstructed", "Billed by Vast", "Difference", "Shadow spend"):
+    for name in ("Team", "On-demand h", "Interruptible h", "Vast GPU h", "Reconstructed", "Billed by Vast",
+                 "Difference", "Shadow spend"):
         totals.add_column(name, justify="left" if name == "Team" else "right")
     for t in report.teams:
-        totals.add_row(t.team, money(t.reconstructed), money(t.billed), money(t.billed - t.reconstructed),
+        totals.add_row(t.team, hours(t.on_demand_hours), hours(t.interruptible_hours), hours(t.billed_gpu_hours),
+                       money(t.reconstructed), money(t.billed), money(t.billed - t.reconstructed),
                        Text(money(t.shadow), style="bold red" if t.shadow else ""))
     tables = [totals]
     if report.rows:
