@@ -136,6 +136,16 @@ CASES: dict[str, Case] = {
                     RuleName.MAX_HOURLY_BURN, "over", {"team": "ml-engineering"}),
     "team-mismatch": ("data-science", set_team, None, RuleName.TEAM_BINDING, "team-mismatch",
                       {"team": "data-science"}),
+    # Interruptible instances: a GPU the team must rent at a bid declared on demand; a bid over the cap; too
+    # much of the fleet's GPUs on demand.
+    "interruptible-required": ("ml-engineering", None,
+                               set_block(RuleName.INTERRUPTIBLE_REQUIRED, gpus=["RTX_4090"]),
+                               RuleName.INTERRUPTIBLE_REQUIRED, "gpu", {"team": "ml-engineering", "value": "RTX 4090"}),
+    "bid-cap": ("ml-engineering", group("inference", interruptible=True, max_bid=0.5),
+                set_block(RuleName.BID_CAP, max_bid=0.3), RuleName.BID_CAP, "over",
+                {"team": "ml-engineering", "value": "$0.50"}),
+    "on-demand-share": ("ml-engineering", None, set_block(RuleName.ON_DEMAND_GPU_SHARE, max_on_demand_share=0.5),
+                        RuleName.ON_DEMAND_GPU_SHARE, "over", {"team": "ml-engineering"}),
 }
 
 
@@ -190,3 +200,29 @@ def test_active_exception_relaxes_exactly_its_rule(pack: Pack) -> None:
         assert pattern(RuleName.POLICY_EXCEPTIONS, "active").search(text), text[-3000:]
     finally:
         pack.restore("ml-research")
+
+
+def test_an_interruptible_group_within_the_rules_passes_and_up_rents_it_at_its_bid(pack: Pack) -> None:
+    """The other side of the bid rules: a team that must rent its RTX 4090s interruptible, bids within its cap
+    and keeps half its GPUs interruptible previews clean, and `up` rents the group at exactly its bid."""
+    def rules(data: dict[str, Any]) -> None:
+        data[str(RuleName.INTERRUPTIBLE_REQUIRED)].update(gpus=["RTX_4090"])
+        data[str(RuleName.BID_CAP)].update(max_bid=0.3)
+        data[str(RuleName.ON_DEMAND_GPU_SHARE)].update(max_on_demand_share=0.5)
+
+    config = pack.team_file("ml-engineering", rules)
+    pack.edit("ml-engineering", group("inference", interruptible=True, max_bid=0.25))
+    try:
+        code, text = pack.preview("ml-engineering", config)
+        assert code == 0, text[-3000:]
+        up = pack.ws.cli.run("up", "--yes", "--skip-preview", "--policy-pack",
+                             str(team_policy_config("ml-engineering").parent.parent), "--policy-pack-config",
+                             str(config), stack="ml-engineering", check=False)
+        assert up.returncode == 0, (up.stdout + up.stderr)[-3000:]
+        rented, _ = pack.emulator.market.all_instances(pack.accounts["ml-engineering"])
+        bids = sorted((i.is_bid, float(i.dph_base)) for i in rented if i.offer.gpu_name == "RTX 4090")
+        assert bids == [(True, 0.25), (True, 0.25)]
+    finally:
+        pack.restore("ml-engineering")
+        pack.ws.destroy("ml-engineering")
+    assert pack.live("ml-engineering") == 0
