@@ -173,7 +173,8 @@ class InstanceOutputs(InstanceInputs):
     """Resource outputs: the inputs plus what Vast.ai reports for the rented instance.
 
     `state` is what Vast has (a refresh records an instance stopped, or dead, behind Pulumi's back as stopped),
-    so that `up` converges it back to the declaration."""
+    so that `up` converges it back to the declaration; an outbid interruptible instance is the exception: it
+    keeps `running` with `outbid` true, since it resumes by itself and no `up` should touch it."""
 
     instance_id: int
     offer_id: int | None = Field(default=None, description="the offer rented (None: an adopted instance's)")

@@ -20,7 +20,7 @@ import json
 import secrets
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -34,60 +34,42 @@ from fleet.costs import cents
 from reports.charges import env_name
 from reports.cli import main
 from tests.e2e.conftest import engine, pulumi_home  # noqa: F401 (fixtures)
+from tests.e2e.test_scripted_month import IMAGE, MONTH, T0, TEAM, TRAIN
+from tests.e2e.test_scripted_month import Month as ScriptedMonth
 from tests.reports.test_focus import check_against_spec
 from vastclient import VastClient
 from vastguard.workspace import Workspace
 
 pytestmark = pytest.mark.engine
 
-TEAM = "ml-research"
-MONTH = "2026-11"
-T0 = datetime(2026, 11, 1, tzinfo=UTC)
-IMAGE = "pytorch/pytorch:2.4.0-cuda12.1-cudnn9-runtime"
-TRAIN: dict[str, Any] = {"gpu": "RTX_3090", "count": 1, "image": IMAGE, "disk_gb": 32, "max_dph": 0.40}
 BATCH: dict[str, Any] = {"gpu": "RTX_4090", "count": 1, "image": IMAGE, "disk_gb": 32, "max_dph": 0.40,
                          "interruptible": True, "max_bid": 0.20}
 
 
-class Month:
+class Month(ScriptedMonth):
+    """The scripted month's helpers, on either clock, with refreshes and destroys of their own."""
+
     def __init__(self, ws: Workspace, srv: EmulatorServer, api_key: str, clock: str) -> None:
-        self.ws, self.srv, self.api_key, self.clock = ws, srv, api_key, clock
-        self.account = next(iter(srv.market.state.accounts.values()))
-
-    def at(self, days: float) -> None:
-        self.srv.market.update_clock(ClockBody(set=(T0 + timedelta(days=days)).timestamp()))
-
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(self.srv.market.clock.now(), UTC)
+        super().__init__(ws, srv, next(iter(srv.market.state.accounts.values())), api_key)
+        self.clock = clock
 
     def run(self, *args: str) -> None:
         self.ws.cli.run(*args, stack=TEAM)
 
-    def up(self, fleet: dict[str, Any], message: str) -> None:
-        self.ws.set_fleet(TEAM, fleet)
-        self.run("up", "--yes", "--skip-preview", "--refresh", "--message", message)
-
-    def live(self) -> dict[str, tuple[int, str, bool]]:
+    def live_bids(self) -> dict[str, tuple[int, str, bool]]:
         """name -> (instance id, actual status, bid?) of the team's live instances."""
         return {(i.label or "").split(" ")[0].split("/")[-1]: (i.id, i.actual_status, i.is_bid)
                 for i in self.srv.market.all_instances(self.account)[0]}
 
-    def outputs(self) -> dict[str, dict[str, Any]]:
-        export = json.loads(self.ws.cli.run("stack", "export", stack=TEAM).stdout)
-        return {r["urn"].rsplit("::", 1)[-1]: r["outputs"] for r in export["deployment"].get("resources", [])
-                if r["type"].endswith("vastai:Instance")}
-
-    def billed(self) -> tuple[dict[int, Decimal], dict[int, Decimal]]:
-        """What the emulator charged, and the GPU hours it billed, per instance (the ground truth)."""
-        amounts: dict[int, Decimal] = defaultdict(Decimal)
-        gpu_hours: dict[int, Decimal] = defaultdict(Decimal)
+    def gpu_hours(self) -> dict[int, Decimal]:
+        """The GPU hours the emulator billed per instance (its charges' gpu items)."""
+        hours: dict[int, Decimal] = defaultdict(Decimal)
         with VastClient(api_key=self.api_key, base_url=self.srv.url) as vast:
             for charge in vast.charges(date(2026, 11, 1), date(2026, 11, 30)):
                 assert charge.instance_id is not None
-                amounts[charge.instance_id] += charge.amount
-                gpu_hours[charge.instance_id] += sum((i.quantity or Decimal(0) for i in charge.items
-                                                      if i.type == "gpu"), Decimal(0))
-        return dict(amounts), dict(gpu_hours)
+                hours[charge.instance_id] += sum((i.quantity or Decimal(0) for i in charge.items
+                                                  if i.type == "gpu"), Decimal(0))
+        return dict(hours)
 
     def report(self, command: str, out: Path, *extra: str) -> tuple[int, Any]:
         argv = [command, "--backend", self.ws.cli.env["PULUMI_BACKEND_URL"], "--now", self.now().isoformat(),
@@ -119,47 +101,47 @@ def test_a_month_with_outbid_periods_and_sampleless_deletes_reconciles_to_the_ce
         month: Month, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     month.at(0.25)
     month.up({"train": TRAIN, "batch": BATCH}, "a training box and an interruptible batch box")
-    first = month.live()
+    first = month.live_bids()
     assert {n: (s, bid) for n, (_, s, bid) in first.items()} == {
         "train-0": ("running", False), "batch-0": ("running", True)}
     batch_id = first["batch-0"][0]
-    assert month.outputs()["batch-0"]["bid"] == 0.20
+    assert month.instance_outputs()["batch-0"]["bid"] == 0.20
 
     # Someone bids more for batch-0's machine from day 2 until day 3.5.
     month.at(2)
     month.srv.market.add_demand(DemandBody(instance_id=batch_id, kind="bid", price=0.30,
                                            end=(T0 + timedelta(days=3.5)).timestamp()))
     month.run("refresh", "--yes", "--skip-preview", "--message", "nightly refresh")
-    outs = month.outputs()["batch-0"]
+    outs = month.instance_outputs()["batch-0"]
     assert (outs["outbid"], outs["status"], outs["state"]) == (True, "stopped", "running")
     month.at(2.5)
     month.up({"train": TRAIN, "batch": BATCH}, "an up while outbid")  # replaces and restarts nothing
-    assert month.live()["batch-0"] == (batch_id, "stopped", True)
-    assert set(month.live()) == {"train-0", "batch-0"}
+    assert month.live_bids()["batch-0"] == (batch_id, "stopped", True)
+    assert set(month.live_bids()) == {"train-0", "batch-0"}
     month.at(3.5)  # the demand leaves: batch-0 resumes by itself
-    assert month.live()["batch-0"] == (batch_id, "running", True)
+    assert month.live_bids()["batch-0"] == (batch_id, "running", True)
     month.run("refresh", "--yes", "--skip-preview", "--message", "nightly refresh")
-    assert month.outputs()["batch-0"]["outbid"] is False
+    assert month.instance_outputs()["batch-0"]["outbid"] is False
 
     month.at(5)
     month.up({"train": TRAIN, "batch": {**BATCH, "max_bid": 0.25}}, "bid higher")
-    assert month.live()["batch-0"] == (batch_id, "running", True)  # in place: the same instance
+    assert month.live_bids()["batch-0"] == (batch_id, "running", True)  # in place: the same instance
     assert float(month.srv.market.state.instances[batch_id].dph_base) == 0.25
-    assert month.outputs()["batch-0"]["bid"] == 0.25
+    assert month.instance_outputs()["batch-0"]["bid"] == 0.25
 
     month.at(8)  # up --refresh removing the stack's last instances: its final checkpoint has no clock sample
     month.up({}, "wind down")
-    assert month.live() == {}
+    assert month.live_bids() == {}
 
     month.at(10)
     month.up({"train": TRAIN, "batch": BATCH}, "back for the second half")
-    assert len(month.live()) == 2
+    assert len(month.live_bids()) == 2
     month.at(15)  # destroy: no resources, so no sample, in its final checkpoint either
     month.run("destroy", "--yes", "--skip-preview", *(["--refresh"] if month.clock == "frozen" else []))
-    assert month.live() == {}
+    assert month.live_bids() == {}
 
     month.at(20)
-    billed, gpu_hours = month.billed()
+    billed, gpu_hours = month.billed(), month.gpu_hours()
     assert len(billed) == 4 and all(amount > 0 for amount in billed.values())
     total = sum(billed.values(), Decimal(0))
     exact = Decimal("0.001") if month.clock == "frozen" else Decimal("0.01")

@@ -4,7 +4,6 @@ machine, a `max_bid` change made in place, and an instance whose bid loses at on
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -14,18 +13,8 @@ from emulator import EmulatorServer
 from emulator.bodies import DemandBody
 from emulator.testing import EmulatorAccount
 from fleet.instance import InstanceOutputs, InstanceSpec
-from providers.settings import ProviderSettings
 from providers.vast_instance import VastInstanceProvider
 from vastclient import OfferQuery, VastClient
-
-
-@pytest.fixture
-def provider(emulator: EmulatorServer, emulator_account: Callable[..., EmulatorAccount]
-             ) -> tuple[VastInstanceProvider, EmulatorAccount]:
-    account = emulator_account(balance=100)
-    p = VastInstanceProvider()
-    p._settings = ProviderSettings(api_key=account.api_key, base_url=emulator.url, provision_timeout=30)
-    return p, account
 
 
 def props(**changes: Any) -> dict[str, Any]:

@@ -7,7 +7,6 @@ contract precisely and quickly: check's validation and quote, create/read/update
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,17 +17,7 @@ from emulator.testing import EmulatorAccount
 from fleet.instance import InstanceOutputs, InstanceSpec
 from providers import provisioning
 from providers.host import ProviderError
-from providers.settings import ProviderSettings
 from providers.vast_instance import VastInstanceProvider
-
-
-@pytest.fixture
-def provider(emulator: EmulatorServer, emulator_account: Callable[..., EmulatorAccount]
-             ) -> tuple[VastInstanceProvider, EmulatorAccount]:
-    account = emulator_account(balance=100)
-    p = VastInstanceProvider()
-    p._settings = ProviderSettings(api_key=account.api_key, base_url=emulator.url, provision_timeout=30)
-    return p, account
 
 
 def props(**changes: Any) -> dict[str, Any]:
