@@ -213,6 +213,7 @@ class ControlOperations(TeamOperations):
             if inst is None or inst.destroyed_at is not None:
                 raise NoSuchInstance(instance_id)
             inst.transition_at = inst.transition_to = None
+            inst.outbid_since = None  # a forced state is the host's doing, not the market's
             status = body.actual_status
             if status == "loading":
                 inst.intended_status = "running"
