@@ -1,5 +1,6 @@
-"""Pulumi entry point: the fleet program lives in program/ (importable, testable with mocks)."""
+"""Pulumi entry point: the programs live in program/ (importable, testable with mocks); the stack's config picks
+the fleet program (a team's stack) or the platform program (`vastguard:platform`)."""
 
-from program.fleet_program import run
+from program import main
 
-run()
+main()
