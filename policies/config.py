@@ -242,7 +242,7 @@ def _inline(node: Any, defs: Mapping[str, Any]) -> Any:
     return node
 
 
-def config_schema(model: type[Config]) -> PolicyConfigSchema:
+def config_schema(model: type[BaseModel]) -> PolicyConfigSchema:
     """The block's schema for Pulumi, generated from the model so the two cannot drift (no `required`: see
     the module docstring)."""
     schema = model.model_json_schema()

@@ -28,3 +28,16 @@ class RuleName(StrEnum):
     INTERRUPTIBLE_REQUIRED = "vast-interruptible-required"
     BID_CAP = "vast-bid-cap"
     ON_DEMAND_GPU_SHARE = "vast-on-demand-gpu-share"
+
+
+class PlatformRuleName(StrEnum):
+    """The platform stack's rules (policies/platform_rules.py), configured by policies/platform.json."""
+
+    BINDING = "vast-platform-binding"
+    KEY_PERMISSIONS = "vast-platform-key-permissions"
+    ROLE_CEILING = "vast-platform-role-ceiling"
+    MEMBER_ROLES = "vast-platform-member-roles"
+    MAX_OWNERS = "vast-platform-max-owners"
+    KEY_IP_ALLOWLIST = "vast-platform-key-ip-allowlist"
+    KEY_MAX_AGE = "vast-platform-key-max-age"
+    UNDECLARED_MEMBERS = "vast-platform-undeclared-members"

@@ -12,30 +12,32 @@ from typing import NoReturn
 from pulumi_policy import EnforcementLevel, Policy, PolicyPack, ResourceValidationPolicy, StackValidationPolicy
 
 from policies.config import config_schema
-from policies.rules import RULES
+from policies.platform_rules import PLATFORM_RULES, PlatformRule
+from policies.rules import RULES, Rule
 
 __all__ = ["PACK_NAME", "build_policies", "serve"]
 
 PACK_NAME = "vastguard"
 DESCRIPTION = (
     "Team limits for Vast.ai GPU fleets: GPU allow-list, $/h caps, host reliability, images, disk, instance and "
-    "GPU counts, daily/monthly budgets from estimated cost, team/stack binding and time-boxed exceptions."
+    "GPU counts, daily/monthly budgets from estimated cost, team/stack binding and time-boxed exceptions; and "
+    "least privilege for the platform stack's Vast teams, roles, members and keys."
 )
 
 
 def build_policies() -> list[Policy]:
+    """The fleet rules (team stacks, policies/rules.py), then the platform rules (policies/platform_rules.py)."""
     policies: list[Policy] = []
-    for rule in RULES:
+    registered: list[Rule | PlatformRule] = [*RULES, *PLATFORM_RULES]
+    for rule in registered:
+        name, description, level = rule.name.value, rule.description, rule.level
+        schema = config_schema(rule.config)
         if rule.resource is not None:
-            policies.append(ResourceValidationPolicy(
-                name=rule.name.value, description=rule.description, validate=rule.resource,
-                enforcement_level=rule.level, config_schema=config_schema(rule.config),
-            ))
+            policies.append(ResourceValidationPolicy(name=name, description=description, validate=rule.resource,
+                                                     enforcement_level=level, config_schema=schema))
         elif rule.stack is not None:
-            policies.append(StackValidationPolicy(
-                name=rule.name.value, description=rule.description, validate=rule.stack,
-                enforcement_level=rule.level, config_schema=config_schema(rule.config),
-            ))
+            policies.append(StackValidationPolicy(name=name, description=description, validate=rule.stack,
+                                                  enforcement_level=level, config_schema=schema))
     return policies
 
 

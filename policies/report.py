@@ -18,9 +18,9 @@ import string
 from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_UP, Decimal
 
-from policies.names import RuleName
+from policies.names import PlatformRuleName, RuleName
 
-__all__ = ["COMMON", "MESSAGES", "dollars", "listing", "pattern", "render"]
+__all__ = ["COMMON", "MESSAGES", "PLATFORM_COMMON", "PLATFORM_MESSAGES", "dollars", "listing", "pattern", "render"]
 
 # Messages any rule can emit about its own configuration block ({rule} is the block's policy name).
 COMMON: Mapping[str, str] = {
@@ -207,6 +207,91 @@ MESSAGES: Mapping[RuleName, Mapping[str, str]] = {
     },
 }
 
+# Messages of the platform rules (policies/platform_rules.py): each names the team, the object (key, role, member),
+# the permission or role at stake and the fix, in the platform declaration or policies/platform.json.
+PLATFORM_COMMON: Mapping[str, str] = {
+    "platform-config-missing": (
+        "stack {stack} declares Vast teams' access but no platform policy config for {rule} was applied; preview "
+        "it with --policy-pack-config policies/platform.json (`vastguard ci preview --stack {stack}` does)"
+    ),
+    "platform-config-invalid": (
+        "stack {stack}: the {rule} block of policies/platform.json is invalid: {problems}; fix it and check it "
+        "with `vastguard team check`"
+    ),
+}
+
+PLATFORM_MESSAGES: Mapping[PlatformRuleName, Mapping[str, str]] = {
+    PlatformRuleName.BINDING: {
+        "stack-not-governed": (
+            "policies/platform.json governs platform stack {limit}, not stack {stack}; preview stack {stack} with "
+            "its own platform file, or set the stack of every block of policies/platform.json to {stack}"
+        ),
+    },
+    PlatformRuleName.KEY_PERMISSIONS: {
+        "not-allowed": (
+            "{team}: {kind} key: permission {permission} is not allowed on keys given to teams (allowed: {limit}); "
+            "remove it from teams.{team}.keys.{kind}.permissions in stacks/Pulumi.{stack}.yaml"
+        ),
+        "preview-write": (
+            "{team}: preview key: permission {permission} writes, and a preview key carries no write permission; "
+            "remove it from teams.{team}.keys.preview.permissions in stacks/Pulumi.{stack}.yaml (the deploy key "
+            "is the one that writes)"
+        ),
+        "unknown": (
+            "{team}: {kind} key: its permissions are unknown at preview, so they could grant anything; declare "
+            "teams.{team}.keys.{kind}.permissions as a literal document"
+        ),
+    },
+    PlatformRuleName.ROLE_CEILING: {
+        "beyond": (
+            "{team}: role {role}: grants {permission}, beyond the platform's ceiling for roles ({limit}); narrow "
+            "the role's permissions in teams.{team}.roles of stacks/Pulumi.{stack}.yaml, or raise the ceiling in "
+            "policies/platform.json"
+        ),
+        "unknown": (
+            "{team}: role {role}: its permissions are unknown at preview, so they could exceed the ceiling; declare "
+            "them as a literal document"
+        ),
+    },
+    PlatformRuleName.MEMBER_ROLES: {
+        "not-allowed": (
+            "{team}: member {email}: role {role} is not allowed in team {team} (allowed: {limit}); give them one "
+            "of those in teams.{team}.members of stacks/Pulumi.{stack}.yaml, or allow the role for {team} in "
+            "policies/platform.json"
+        ),
+    },
+    PlatformRuleName.MAX_OWNERS: {
+        "too-many": (
+            "{team}: {value} people can administer team {team} (permission {permission}: the creator and "
+            "{detail}), more than the limit of {limit}; give fewer members the owner-like roles (manager, or a "
+            "role granting {permission}) in teams.{team}.members of stacks/Pulumi.{stack}.yaml, or raise "
+            "max_owners for {team} in policies/platform.json"
+        ),
+    },
+    PlatformRuleName.KEY_IP_ALLOWLIST: {
+        "missing": (
+            "{team}: {kind} key: no IP allow-list, so it works from any address; set "
+            "teams.{team}.keys.{kind}.ip_allowlist in stacks/Pulumi.{stack}.yaml to the addresses of the jobs "
+            "that use it"
+        ),
+    },
+    PlatformRuleName.KEY_MAX_AGE: {
+        "too-old": (
+            "{team}: {kind} key #{key_id} is {value} days old, beyond its maximum age of {limit} days; rotate it: "
+            "set teams.{team}.keys.{kind}.rotated: {today} in stacks/Pulumi.{stack}.yaml (the new key is made "
+            "and delivered before the old one is revoked)"
+        ),
+    },
+    PlatformRuleName.UNDECLARED_MEMBERS: {
+        "undeclared": (
+            "{team}: {email} is a member of team {team} with role {role}, but the platform declares no such "
+            "member (added outside the platform stack); declare them in teams.{team}.members of "
+            "stacks/Pulumi.{stack}.yaml, or remove them from the team (`vastai remove member {user_id}` with the "
+            "team's key)"
+        ),
+    },
+}
+
 _CENT = Decimal("0.01")
 
 
@@ -221,20 +306,36 @@ def listing(items: Iterable[object]) -> str:
     return ", ".join(str(item) for item in items)
 
 
-def _template(rule: RuleName | str, key: str) -> str:
+AnyRule = RuleName | PlatformRuleName | str
+
+
+def _catalogue(rule: AnyRule) -> Mapping[str, str]:
+    name = str(rule)
+    if name in {r.value for r in PlatformRuleName}:
+        return PLATFORM_MESSAGES[PlatformRuleName(name)]
+    return MESSAGES[RuleName(name)]
+
+
+def _common(key: str) -> bool:
+    return key in COMMON or key in PLATFORM_COMMON
+
+
+def _template(rule: AnyRule, key: str) -> str:
     if key in COMMON:
         return COMMON[key]
+    if key in PLATFORM_COMMON:
+        return PLATFORM_COMMON[key]
     try:
-        return MESSAGES[RuleName(rule)][key]
+        return _catalogue(rule)[key]
     except (KeyError, ValueError):
         raise KeyError(f"no message {key!r} for rule {rule!r}") from None
 
 
-def render(rule: RuleName | str, key: str, /, **fields: object) -> str:
-    """The message `key` of `rule` (or a COMMON one, whose {rule} is `rule`) with every field filled in."""
+def render(rule: AnyRule, key: str, /, **fields: object) -> str:
+    """The message `key` of `rule` (or a common one, whose {rule} is `rule`) with every field filled in."""
     text = _template(rule, key)
     values = {k: str(v) for k, v in fields.items()}
-    if key in COMMON:
+    if _common(key):
         values["rule"] = str(rule)
     return text.format(**values)
 
@@ -248,14 +349,13 @@ def _regex(text: str, fields: Mapping[str, object]) -> str:
     return "".join(out)
 
 
-def pattern(rule: RuleName | str, key: str | None = None, /, **fields: object) -> re.Pattern[str]:
+def pattern(rule: AnyRule, key: str | None = None, /, **fields: object) -> re.Pattern[str]:
     """A regex matching the messages `rule` renders (only `key` if given), with the given fields fixed.
 
     For example `pattern(RuleName.GPU_ALLOW_LIST, team="ml-engineering", value="H100 SXM")` matches
     "ml-engineering: trainer-0: GPU H100 SXM is not on the team's GPU allow-list [RTX 4090, A100]; ...".
     """
-    rule = RuleName(rule)
-    keys = [key] if key is not None else list(MESSAGES[rule])
-    fixed = {"rule": str(rule), **fields} if key in COMMON else dict(fields)
+    keys = [key] if key is not None else list(_catalogue(rule))
+    fixed = {"rule": str(rule), **fields} if key is not None and _common(key) else dict(fields)
     alternatives = [_regex(_template(rule, k), fixed) for k in keys]
     return re.compile("(?:" + "|".join(alternatives) + ")")

@@ -25,6 +25,7 @@ from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationA
 
 from fleet.costs import money
 from fleet.gpus import allowed, normalize
+from policies.access import is_access_type
 from policies.bids import (
     BidCapConfig,
     InterruptibleRequiredConfig,
@@ -98,11 +99,16 @@ def _instance_and_config(
 def _stack_and_config(
     model: type[C], rule: RuleName, args: StackValidationArgs, report: ReportViolation
 ) -> tuple[str, list[InstanceView], C] | None:
+    """The stack, its instances and the rule's block; None when there is nothing to judge. The platform stack
+    (Vast access, no instance) is the platform rules' (policies/platform_rules.py): a stack with access resources and
+    instances is judged by both, so neither kind of stack escapes its rules by declaring the other's."""
     stack = current_stack(r.urn for r in args.resources)
     views = [
         view for r in args.resources
         if (view := InstanceView.of(resource_type=r.resource_type, name=r.name, urn=r.urn, props=r.props))
     ]
+    if not views and any(is_access_type(r.resource_type) for r in args.resources):
+        return None
     config = load(model, args.get_config(), rule=rule, stack=stack)
     if isinstance(config, ConfigProblem):
         report(config.message, None)

@@ -9,6 +9,7 @@ import pytest
 
 from policies.names import RuleName
 from policies.report import dollars, pattern
+from policies.platform_rules import PLATFORM_RULES
 from policies.rules import RULES
 from tests.policies.fakes import UNKNOWN_NUMBER, UNKNOWN_STRING, contract_cost, inputs, outputs, quote
 from tests.policies.harness import AnalyzerProcess, Diagnostic, Resource, advisory, mandatory, team_file
@@ -46,12 +47,13 @@ def test_the_pack_describes_every_rule_with_its_level_and_schema(pack_for: Start
     info = pack_for("ml-engineering").info()
     assert info.name == "vastguard"
     served = {p.name: p for p in info.policies}
-    assert list(served) == [r.name.value for r in RULES]
-    for rule in RULES:
+    assert list(served) == [r.name.value for r in RULES] + [r.name.value for r in PLATFORM_RULES]
+    for rule in [*RULES, *PLATFORM_RULES]:
         policy = served[rule.name.value]
         assert policy.description == rule.description
         assert policy.enforcementLevel == (1 if rule.level.value == "mandatory" else 0)
-        assert "team" in policy.configSchema.properties
+        # Each block names what it governs: a team (fleet rules) or the platform stack (platform rules).
+        assert ("team" if rule in RULES else "stack") in policy.configSchema.properties
         assert not policy.configSchema.required  # missing config reaches the rules, which explain it
 
 
