@@ -23,9 +23,10 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from reports.pulumi_state import (
+    STACK_TYPE,
     CheckpointParser,
     HistoryEntry,
     Snapshot,
@@ -269,9 +270,9 @@ def _cli_name(ref: StackRef) -> str:
     return f"{ref.project}/{ref.stack}" if ref.project else ref.stack
 
 
-def open_source(url: str, *, cli_runner: Runner | None = None,
-                bucket_factory: Callable[[str], Bucket] | None = None) -> HistorySource:
-    """Pick the reader for a backend URL (Pulumi's `PULUMI_BACKEND_URL` syntax)."""
+def open_bucket(url: str, *, bucket_factory: Callable[[str], Bucket] | None = None) -> Bucket | None:
+    """The files of a DIY backend (`file://`, `s3://`, `azblob://`), or None for one read through the Pulumi CLI
+    (Pulumi Cloud). Raises SourceError for a scheme nobody here reads."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme == "file":
         raw = url[len("file://"):].split("?", 1)[0]
@@ -279,26 +280,65 @@ def open_source(url: str, *, cli_runner: Runner | None = None,
         if not (root / ".pulumi").is_dir():
             raise SourceError(f"no Pulumi state under {root} (expected {root / '.pulumi'}); "
                               "pass --backend file://DIR with the directory given to `pulumi login`")
-        return DiyHistory(url, LocalBucket(root))
+        return LocalBucket(root)
     if parts.scheme in {"s3", "azblob"} and bucket_factory is not None:
-        return DiyHistory(url, bucket_factory(url))
+        return bucket_factory(url)
     if parts.scheme == "s3":
         from reports.s3 import S3Bucket, S3Location
 
-        return DiyHistory(url, S3Bucket(S3Location.parse(url)))
+        return S3Bucket(S3Location.parse(url))
     if parts.scheme == "azblob":
         from reports.azblob import AzureBlobBucket, AzureLocation
 
-        return DiyHistory(url, AzureBlobBucket(AzureLocation.parse(url)))
+        return AzureBlobBucket(AzureLocation.parse(url))
     if parts.scheme in {"https", "http"} or url == "":
-        if cli_runner is None:
-            raise SourceError(f"{url or 'Pulumi Cloud'} is read through the Pulumi CLI, which is not available here")
-        return CliHistory(url, cli_runner)
+        return None
     raise SourceError(
         f"backend {parts.scheme}:// is not supported by the reports (file://, s3://, azblob:// and Pulumi Cloud "
         "are); "
         "copy the state to a local directory with `pulumi stack export`/`import` or sync the bucket"
     )
+
+
+def open_source(url: str, *, cli_runner: Runner | None = None,
+                bucket_factory: Callable[[str], Bucket] | None = None) -> HistorySource:
+    """Pick the reader for a backend URL (Pulumi's `PULUMI_BACKEND_URL` syntax)."""
+    bucket = open_bucket(url, bucket_factory=bucket_factory)
+    if bucket is not None:
+        return DiyHistory(url, bucket)
+    if cli_runner is None:
+        raise SourceError(f"{url or 'Pulumi Cloud'} is read through the Pulumi CLI, which is not available here")
+    return CliHistory(url, cli_runner)
+
+
+def stack_outputs(url: str, project: str, stack: str, *, cli_runner: Runner | None = None,
+                  bucket_factory: Callable[[str], Bucket] | None = None) -> dict[str, Any]:
+    """A stack's current outputs (its `pulumi:pulumi:Stack` resource's, in the latest checkpoint), read without
+    decrypting anything: plain outputs in the clear, secret ones as Pulumi's ciphertext objects.
+
+    On a DIY backend the checkpoint is read as a file, so a reader needs only read access to the bucket, never
+    the stack's passphrase (`pulumi stack output` would want it to load the stack). Pulumi Cloud serves outputs
+    through its CLI (`pulumi stack output --json`, secrets shown as `[secret]`)."""
+    bucket = open_bucket(url, bucket_factory=bucket_factory)
+    if bucket is None:
+        if cli_runner is None:
+            raise SourceError(f"{url or 'Pulumi Cloud'} is read through the Pulumi CLI, which is not available here")
+        outputs = json.loads(cli_runner("stack", "output", "--json", stack=stack) or "{}")
+        return outputs if isinstance(outputs, dict) else {}
+    wanted = {f".pulumi/stacks/{project}/{stack}", f".pulumi/stacks/{stack}"}
+    found = sorted(key for key in bucket.list(".pulumi/stacks/")
+                   if (m := re.match(r"^(.*)\.json(?:\.gz|\.zst)?$", key)) and m.group(1) in wanted)
+    if not found:
+        raise SourceError(f"no stack {stack!r} of project {project!r} in {url}: deploy it first (`pulumi up "
+                          f"--stack {stack}`), or check PULUMI_BACKEND_URL")
+    key = ([k for k in found if k.startswith(f".pulumi/stacks/{project}/")] or found)[0]  # project mode first
+    raw = decode_bytes(bucket.read(key), name=key)
+    latest = (raw.get("checkpoint") or {}).get("latest") if isinstance(raw, dict) else None
+    for resource in (latest or {}).get("resources") or ():
+        if isinstance(resource, dict) and resource.get("type") == STACK_TYPE:
+            outputs = resource.get("outputs") or {}
+            return outputs if isinstance(outputs, dict) else {}
+    return {}
 
 
 def ensure_stacks(source: HistorySource, *, projects: Sequence[str] = (), stacks: Sequence[str] = ()) -> list[StackRef]:

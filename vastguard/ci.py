@@ -30,12 +30,15 @@ from pathlib import Path
 from typing import Any
 
 from engine import ensure, repo_root
+from fleet.access_fields import recipient_env
+from fleet.platform_declaration import KEY_FROM_CONFIG
 from fleet.stack_config import API_KEY_CONFIG
 from vastguard.engine_events import EventLogError, parse_events
+from vastguard.keys import DeliveryError, delivered_env, is_platform_stack, stack_config
 from vastguard.pulumi_cli import PulumiCLI
 from vastguard.summary import deploy_markdown, policy_audit_markdown, preview_markdown, to_json
 from vastguard.verdict import PolicyAuditReport, PreviewReport, policy_audit_report, preview_report
-from vastguard.workspace import POLICY_PACK, team_policy_config
+from vastguard.workspace import PLATFORM_POLICY_CONFIG, POLICY_PACK, team_policy_config
 
 KEY_ENV = "VASTAI_API_KEY"
 DEBUG_COMMANDS = {"PULUMI_DEBUG_COMMANDS": "true"}  # engine 3.259 offers --event-log only behind this switch
@@ -53,7 +56,9 @@ def secret_name(team: str) -> str:
 
 
 def known_teams(root: Path) -> list[str]:
-    return sorted(m[1] for p in (root / "stacks").glob("Pulumi.*.yaml") if (m := _STACK_FILE.match(f"stacks/{p.name}")))
+    """The team stacks in `stacks/` (the platform stack, which declares teams' access, is not one)."""
+    return sorted(m[1] for p in (root / "stacks").glob("Pulumi.*.yaml")
+                  if (m := _STACK_FILE.match(f"stacks/{p.name}")) and not is_platform_stack(root, m[1]))
 
 
 def changed_teams(paths: Iterable[str], teams: Iterable[str]) -> list[str]:
@@ -106,6 +111,12 @@ def _policy_args(team: str, policy_config: Path | None = None) -> list[str]:
     return ["--policy-pack", str(POLICY_PACK), "--policy-pack-config", str(config)]
 
 
+def key_env(cli: PulumiCLI, stack: str, command: str) -> dict[str, str]:
+    """The key `pulumi <command>` of `stack` needs, when the stack takes its keys from the platform stack."""
+    return delivered_env([command, "--stack", stack], project_dir=cli.cwd, env=cli.env, stack_lookup=lambda: stack,
+                         cli_runner=lambda *args, stack=None: cli.run(*args, stack=stack).stdout)
+
+
 def select_teams(base: str | None, head: str, root: Path, stdin: Iterable[str] = ()) -> list[str]:
     """All teams without a base or for a base of zeros (a push that created the branch); else the changed ones."""
     teams = known_teams(root)
@@ -132,6 +143,12 @@ def _changed_command(args: argparse.Namespace) -> int:
 
 
 def _set_key_command(args: argparse.Namespace) -> int:
+    if KEY_FROM_CONFIG in stack_config(Path(args.project_dir), args.stack):
+        # Nothing to store: its preview and up open the team's key from the platform stack's envelope.
+        print(f"stack {args.stack} takes its keys from the platform stack ({KEY_FROM_CONFIG}): nothing to set; "
+              f"`ci preview` and `ci up` open its key with {recipient_env(args.stack, 'preview')} / "
+              f"{recipient_env(args.stack, 'deploy')}", file=sys.stderr)
+        return 0
     key = os.environ.get(KEY_ENV, "").strip()
     if not key:
         print(f"error: {KEY_ENV} is empty: add the CI secret {secret_name(args.stack)} (the team's Vast.ai API key) "
@@ -153,12 +170,13 @@ def _tail(result: subprocess.CompletedProcess[str], lines: int = 30) -> str:
 
 def run_preview(cli: PulumiCLI, team: str, *, policy_config: Path | None = None,
                 stack: str | None = None) -> tuple[PreviewReport, subprocess.CompletedProcess[str]]:
-    """`pulumi preview` with the pack and the team's file, judged from its event log (one run, no scraping)."""
+    """`pulumi preview` with the pack and the team's file, judged from its event log (one run, no scraping). A
+    stack that takes its keys from the platform previews with the team's preview key."""
     stack = stack or team
     with tempfile.TemporaryDirectory(prefix="vastguard-preview-") as tmp:
         log = Path(tmp) / "events.jsonl"
         result = cli.run("preview", "--event-log", str(log), *_policy_args(team, policy_config), stack=stack,
-                         check=False, extra_env=DEBUG_COMMANDS)
+                         check=False, extra_env={**DEBUG_COMMANDS, **key_env(cli, stack, "preview")})
         events = parse_events(log.read_text()) if log.exists() else []
     return preview_report(team, stack, events, exit_code=result.returncode, stderr_tail=_tail(result)), result
 
@@ -188,8 +206,13 @@ def run_policy_audit(cli: PulumiCLI, team: str, *, policy_config: Path | None = 
     return policy_audit_report(team, stack, events, exit_code=result.returncode, stderr_tail=_tail(result)), result
 
 
+def stack_policy_config(project_dir: Path, stack: str) -> Path:
+    """The pack's config for a stack: policies/platform.json for the platform stack, else the team's file."""
+    return PLATFORM_POLICY_CONFIG if is_platform_stack(project_dir, stack) else team_policy_config(stack)
+
+
 def _policy_config(args: argparse.Namespace) -> Path | None:
-    path = Path(args.policy_config) if args.policy_config else team_policy_config(args.stack)
+    path = Path(args.policy_config) if args.policy_config else stack_policy_config(Path(args.project_dir), args.stack)
     if not path.exists():
         print(f"error: no team policy config {path}: create it with `./dev vastguard team add {args.stack}` and "
               "commit it with the stack", file=sys.stderr)
@@ -201,7 +224,11 @@ def _preview_command(args: argparse.Namespace) -> int:
     config = _policy_config(args)
     if config is None:
         return 1
-    report, result = run_preview(_cli(Path(args.project_dir)), args.stack, policy_config=config)
+    try:
+        report, result = run_preview(_cli(Path(args.project_dir)), args.stack, policy_config=config)
+    except DeliveryError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     print(result.stdout, file=sys.stderr)  # the engine's own account, for the log
     _append_summary(preview_markdown([report]), echo=not args.json)
     if args.json:
@@ -225,8 +252,14 @@ def _up_command(args: argparse.Namespace) -> int:
     root = Path(args.project_dir)
     cli = _cli(root)
     extra = ["--message", args.message] if args.message else []
-    result = cli.run("up", "--yes", "--skip-preview", *extra, *_policy_args(args.stack), stack=args.stack,
-                     check=False)
+    try:
+        delivered = key_env(cli, args.stack, "up")
+    except DeliveryError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    result = cli.run("up", "--yes", "--skip-preview", *extra,
+                     *_policy_args(args.stack, stack_policy_config(root, args.stack)), stack=args.stack, check=False,
+                     extra_env=delivered)
     print(result.stdout, file=sys.stderr)
     print(result.stderr, file=sys.stderr)
     outputs = cli.json("stack", "output", stack=args.stack) if result.returncode == 0 else {}

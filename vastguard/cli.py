@@ -10,6 +10,7 @@ from pathlib import Path
 
 from engine import EngineError, ensure, project_env, repo_root
 from engine.build import reported_version
+from vastguard import keys
 from vastguard.pulumi_cli import PulumiCLI
 
 
@@ -40,6 +41,17 @@ def _pulumi_command(args: argparse.Namespace) -> int:
         return 1
     engine = ensure(log=lambda line: print(line, file=sys.stderr))
     env = project_env(engine)
+    project_dir = keys.project_dir_of_args(args.pulumi_args, repo_root())
+    # A team stack that takes its keys from the platform stack gets the command's key (preview or deploy) in the
+    # child's environment only: opened here from its envelope, never printed, never in argv.
+    try:
+        env.update(keys.delivered_env(
+            args.pulumi_args, project_dir=project_dir, env=env,
+            stack_lookup=lambda: keys.selected_stack(engine.pulumi, project_dir, env),
+            cli_runner=pulumi_runner(project_dir, env["PULUMI_BACKEND_URL"])))
+    except keys.DeliveryError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     os.chdir(repo_root())
     os.execve(str(engine.pulumi), [str(engine.pulumi), *args.pulumi_args], env)
     return 0  # unreachable: execve replaces this process

@@ -17,15 +17,25 @@ from typing import Any
 import yaml
 
 from engine import Engine, repo_root
+from fleet.platform_declaration import KEY_FROM_CONFIG, TEAM_KEYS_CONFIG
 from fleet.stack_config import API_KEY_CONFIG, URL_CONFIG
 from vastclient import URL_ENV
+from vastguard.keys import delivered_env, is_platform_stack
 from vastguard.pulumi_cli import PulumiCLI
 
 POLICY_PACK = repo_root() / "policies"
 
 
+PLATFORM_POLICY_CONFIG = POLICY_PACK / "platform.json"
+
+
 def team_policy_config(team: str) -> Path:
     return POLICY_PACK / "teams" / f"{team}.json"
+
+
+def policy_config_for(project_dir: Path, stack: str) -> Path:
+    """The pack's config for a stack: the platform's file for the platform stack, else the team's own."""
+    return PLATFORM_POLICY_CONFIG if is_platform_stack(project_dir, stack) else team_policy_config(stack)
 
 
 @dataclass
@@ -55,13 +65,41 @@ class Workspace:
     def stack_file(self, team: str) -> Path:
         return self.root / "stacks" / f"Pulumi.{team}.yaml"
 
-    def init_team(self, team: str, *, api_key: str, vast_url: str | None = None) -> None:
-        stacks = {s["name"] for s in self.cli.json("stack", "ls")}
-        if team not in stacks:
-            self.cli.run("stack", "init", team)
-        self.cli.set_secret(API_KEY_CONFIG, api_key, stack=team)
+    def _init_stack(self, stack: str, vast_url: str | None) -> None:
+        if stack not in {s["name"] for s in self.cli.json("stack", "ls")}:
+            self.cli.run("stack", "init", stack)
         if vast_url:
-            self.cli.run("config", "set", URL_CONFIG, vast_url, stack=team)
+            self.cli.run("config", "set", URL_CONFIG, vast_url, stack=stack)
+
+    def init_team(self, team: str, *, api_key: str | None = None, vast_url: str | None = None) -> None:
+        """A team stack with its own key (`vastai:apiKey`), or, without `api_key`, one that takes its keys from
+        the platform stack (`vastguard:keyFrom` in its stack file, as committed)."""
+        if api_key is not None:
+            self.own_key(team)
+        self._init_stack(team, vast_url)
+        if api_key is not None:
+            self.cli.set_secret(API_KEY_CONFIG, api_key, stack=team)
+
+    def own_key(self, team: str) -> None:
+        """This working copy of the team's stack brings its own key: it no longer takes keys from the platform."""
+        data = yaml.safe_load(self.stack_file(team).read_text())
+        if data["config"].pop(KEY_FROM_CONFIG, None) is not None:
+            self.stack_file(team).write_text(yaml.safe_dump(data, sort_keys=False))
+
+    def init_platform(self, *, personal_key: str, vast_url: str | None = None, stack: str = "platform") -> None:
+        """The platform stack, with the platform owner's personal key (it creates the teams)."""
+        self._init_stack(stack, vast_url)
+        self.cli.set_secret(API_KEY_CONFIG, personal_key, stack=stack)
+
+    def set_team_key(self, team: str, key: str, *, stack: str = "platform") -> None:
+        """The console's key inside `team`, as the platform stack's secret `vastguard:teamKeys.<team>`."""
+        self.cli.run("config", "set", "--secret", "--path", f"{TEAM_KEYS_CONFIG}.{team}", stack=stack, input_=key)
+
+    def key_env(self, stack: str, command: str) -> dict[str, str]:
+        """The key `pulumi <command>` needs for a stack that takes its keys from the platform stack ({} else)."""
+        return delivered_env([command, "--stack", stack], project_dir=self.root, env=self.cli.env,
+                             stack_lookup=lambda: stack, log=lambda _line: None,
+                             cli_runner=lambda *args, stack=None: self.cli.run(*args, stack=stack).stdout)
 
     def fleet(self, team: str) -> dict[str, Any]:
         config = yaml.safe_load(self.stack_file(team).read_text())["config"]
@@ -76,10 +114,11 @@ class Workspace:
     def _policy_args(self, team: str, policy: bool) -> list[str]:
         if not policy:
             return []
-        return ["--policy-pack", str(POLICY_PACK), "--policy-pack-config", str(team_policy_config(team))]
+        return ["--policy-pack", str(POLICY_PACK), "--policy-pack-config", str(policy_config_for(self.root, team))]
 
     def preview(self, team: str, *, policy: bool = True, check: bool = False) -> subprocess.CompletedProcess[str]:
-        return self.cli.run("preview", *self._policy_args(team, policy), stack=team, check=check)
+        return self.cli.run("preview", *self._policy_args(team, policy), stack=team, check=check,
+                            extra_env=self.key_env(team, "preview"))
 
     def up(self, team: str, *, policy: bool = True, check: bool = True, message: str | None = None,
            timeout: float = 900, refresh: bool = False) -> subprocess.CompletedProcess[str]:
@@ -87,13 +126,15 @@ class Workspace:
         if refresh:
             extra.append("--refresh")
         return self.cli.run("up", "--yes", "--skip-preview", *extra, *self._policy_args(team, policy),
-                            stack=team, check=check, timeout=timeout)
+                            stack=team, check=check, timeout=timeout, extra_env=self.key_env(team, "up"))
 
-    def refresh(self, team: str) -> subprocess.CompletedProcess[str]:
-        return self.cli.run("refresh", "--yes", "--skip-preview", stack=team)
+    def refresh(self, team: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.cli.run("refresh", "--yes", "--skip-preview", stack=team, check=check,
+                            extra_env=self.key_env(team, "refresh"))
 
     def destroy(self, team: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.cli.run("destroy", "--yes", "--skip-preview", stack=team, check=check)
+        return self.cli.run("destroy", "--yes", "--skip-preview", stack=team, check=check,
+                            extra_env=self.key_env(team, "destroy"))
 
     def outputs(self, team: str) -> dict[str, Any]:
         out: dict[str, Any] = self.cli.json("stack", "output", stack=team)

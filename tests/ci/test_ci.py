@@ -75,8 +75,19 @@ def test_changed_command_writes_github_output(tmp_path: Path, monkeypatch: pytes
     assert out.read_text().splitlines()[-1] == "any=true"
 
 
-def test_set_key_without_the_secret_says_which_secret_to_add(monkeypatch: pytest.MonkeyPatch,
+def test_set_key_without_the_secret_says_which_secret_to_add(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "Pulumi.yaml").write_text("name: vastguard\nruntime: python\nstackConfigDir: stacks\n")
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "stacks" / "Pulumi.ml-research.yaml").write_text("config:\n  vastguard:team: ml-research\n")
     monkeypatch.delenv(ci.KEY_ENV, raising=False)
-    assert main(["ci", "set-key", "--stack", "ml-research"]) == 1
+    assert main(["ci", "set-key", "--stack", "ml-research", "--project-dir", str(tmp_path)]) == 1
     assert "VASTGUARD_KEY_ML_RESEARCH" in capsys.readouterr().err
+
+
+def test_set_key_has_nothing_to_set_for_a_stack_taking_keys_from_the_platform(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv(ci.KEY_ENV, raising=False)
+    assert main(["ci", "set-key", "--stack", "ml-research"]) == 0  # the seed stacks take keys from the platform
+    err = capsys.readouterr().err
+    assert "nothing to set" in err and "VASTGUARD_PREVIEW_SECRET_ML_RESEARCH" in err

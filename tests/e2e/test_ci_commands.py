@@ -58,6 +58,7 @@ def test_ci_set_key_preview_up_and_nightly_audit(engine: Engine, pulumi_home: Pa
                         "GITHUB_ACTIONS": "true", ci.KEY_ENV: api_key}.items():
         monkeypatch.setenv(name, value)
     project = ["--project-dir", str(ws.root)]
+    ws.own_key(TEAM)  # this team brings its own key (the seed takes its keys from the platform stack)
 
     assert main(["ci", "set-key", "--stack", TEAM, *project]) == 0
     out = capsys.readouterr()
