@@ -142,10 +142,13 @@ def _source(args: argparse.Namespace) -> tuple[HistorySource, list[StackRef]]:
     return source, ensure_stacks(source, projects=args.project or (), stacks=args.stack or ())
 
 
-def _folds(args: argparse.Namespace) -> list[StackFold]:
+def _folds(args: argparse.Namespace, *, teams_only: bool = True) -> list[StackFold]:
+    """The stacks' folds; `teams_only` leaves out the platform stack (it is in the audit, but spends nothing
+    and has no charges of its own to reconcile)."""
     source, refs = _source(args)
     show = not args.no_progress and sys.stderr.isatty()
-    return load_folds(source, refs, progress=show, vast_clock=args.vast_clock)
+    folds = load_folds(source, refs, progress=show, vast_clock=args.vast_clock)
+    return [f for f in folds if not f.platform] if teams_only else folds
 
 
 def _now(args: argparse.Namespace) -> datetime:
@@ -177,7 +180,7 @@ def _emit_table(renderables: Sequence[Any], args: argparse.Namespace, out: TextI
 
 def run_audit(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout  # resolved per call: tests and callers may swap sys.stdout
-    folds = _folds(args)
+    folds = _folds(args, teams_only=False)  # who changed teams' access is part of the audit trail
     report = audit_report(folds, generated_at=_now(args),
                           since=parse_moment(args.since) if args.since else None,
                           until=parse_moment(args.until, end=True) if args.until else None,

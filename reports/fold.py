@@ -188,6 +188,7 @@ class _StackFolder:
         self.events: list[AuditEvent] = []
         self.clock = _Clock(model=vast_clock)
         self.team: str | None = None
+        self.platform = False
 
     def _created(self, res: InstanceResource, record: UpdateRecord, snapshot: Snapshot) -> _Open:
         props = res.outputs
@@ -230,6 +231,7 @@ class _StackFolder:
         if snapshot is not None:
             if snapshot.team:
                 self.team = snapshot.team
+            self.platform = self.platform or snapshot.platform
             self.clock.observe(snapshot, record)
             current: dict[str, InstanceResource] = {}
             for res in snapshot.instances:
@@ -271,7 +273,8 @@ class _StackFolder:
         team = self.team or next((o.team for o in self.open.values()), None) or self.stack
         events = tuple(e if e.team else e.model_copy(update={"team": team}) for e in self.events)
         timelines = [*self.closed, *(o.timeline(self.project, self.stack, still_open=True) for o in self.open.values())]
-        return StackFold(project=self.project, stack=self.stack, team=team, events=events, timelines=tuple(timelines))
+        return StackFold(project=self.project, stack=self.stack, team=team, events=events, timelines=tuple(timelines),
+                         platform=self.platform)
 
 
 def fold_stack(project: str, stack: str, entries: Iterable[HistoryEntry], *,

@@ -136,6 +136,8 @@ class StackFold(_Model):
     team: str
     events: tuple[AuditEvent, ...]
     timelines: tuple[InstanceTimeline, ...]
+    platform: bool = False
+    """The platform stack: its operations are in the audit, but it is no team (no spend, nothing to reconcile)."""
 
 
 # --- cost ---------------------------------------------------------------------------------------------------

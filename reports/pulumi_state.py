@@ -100,6 +100,7 @@ class Snapshot(BaseModel):
 
     written_at: datetime | None = None
     team: str | None = None
+    platform: bool = Field(default=False, description="the platform stack (teams' access, no instance of its own)")
     instances: tuple[InstanceResource, ...] = ()
     pending_creates: int = Field(default=0, description="creates whose outcome Pulumi never learned")
 
@@ -171,6 +172,7 @@ def parse_checkpoint(raw: Any, *, name: str,
 def parse_deployment(latest: dict[str, Any], *, name: str,
                      instance: Callable[[dict[str, Any]], InstanceResource] = parse_instance) -> Snapshot:
     team: str | None = None
+    platform = False
     instances: list[InstanceResource] = []
     try:
         for resource in latest.get("resources") or ():
@@ -178,14 +180,16 @@ def parse_deployment(latest: dict[str, Any], *, name: str,
             if rtype == INSTANCE_TYPE:
                 instances.append(instance(resource))
             elif rtype == STACK_TYPE:
-                value = (resource.get("outputs") or {}).get("team")
+                outputs = resource.get("outputs") or {}
+                value = outputs.get("team")
                 team = value if isinstance(value, str) else None
+                platform = outputs.get("platform") is True
         manifest = latest.get("manifest") or {}
         written = manifest.get("time")
         pending = [op for op in latest.get("pending_operations") or () if op.get("type") == "creating"]
         return Snapshot(
             written_at=datetime.fromisoformat(written) if isinstance(written, str) else None,
-            team=team, instances=tuple(instances), pending_creates=len(pending),
+            team=team, platform=platform, instances=tuple(instances), pending_creates=len(pending),
         )
     except (ValidationError, ValueError, AttributeError) as err:
         raise StateFormatError(f"{name} has an unexpected resource shape: {err}") from None

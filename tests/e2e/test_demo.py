@@ -1,6 +1,7 @@
-"""The README's main command, run as a user runs it: a virtual month of the teams' changes that ends with each
-team's invoice, the daily-spend chart (a file whose path it prints), a reconciliation that finds the rental made
-outside Pulumi, and an emulator with no instance left."""
+"""The README's main command, run as a user runs it: the platform stack makes the teams and their keys, then a
+virtual month of the teams' changes that ends with each team's invoice, the daily-spend chart (a file whose path
+it prints), a reconciliation that finds the rental made outside Pulumi, and an emulator with no instance and no
+team left."""
 
 from __future__ import annotations
 
@@ -50,5 +51,12 @@ def test_demo_shows_a_month(engine: Engine, pulumi_home: Path, tmp_path: Path) -
     assert re.search(r"data-science\s+│\s+\d+\s+│\s+\(no stack\)", out)
     # ml-research: its hours (on demand, interruptible, Vast's GPU hours), then reconstructed, billed, no difference.
     assert re.search(r"│ ml-research\s+│(?:\s+[\d,.]+\s+│){3}\s+\$[\d,.]+\s+│\s+\$[\d,.]+\s+│\s+\$0\.00 │", out)
-    assert "instances left on the emulator: 0" in out
+    assert "instances left on the emulator: 0; teams left: 0" in out
     assert not (repo_root() / ".demo").exists()
+    # It starts from the platform stack: three teams with their keys, delivered as envelopes to team stacks
+    # that hold no key; the preview key previews and cannot rent.
+    assert "platform: passed" in out
+    assert len(re.findall(r"│ #\d+\s+│ #\d+\s+│", out)) == 3, out[:5000]
+    for team in ("ml-research", "ml-engineering", "data-science"):
+        assert f"vastguard: {team}'s preview key #" in out
+    assert "Vast refuses its rent (401)" in out
