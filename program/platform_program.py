@@ -14,11 +14,10 @@ import pulumi
 
 from fleet.access_fields import DEFAULT_ROLES, recipient_env
 from fleet.api_key import ApiKeyInputs
-from fleet.platform_declaration import PlatformError, TeamAccess, key_name, parse_platform
+from fleet.platform_declaration import PlatformError, TeamAccess, key_name, missing_team_key, parse_platform
 from fleet.team import TeamInputs
 from fleet.team_member import TeamMemberInputs
 from fleet.team_role import TeamRoleInputs
-from providers.access import missing_team_key
 from providers.vast_api_key import ApiKey
 from providers.vast_team import Team
 from providers.vast_team_member import TeamMember
@@ -52,7 +51,8 @@ def _declare(access: TeamAccess, team: Team) -> dict[str, Any]:
     return {"roles": roles, "members": members, "keys": keys}
 
 
-def run() -> dict[str, Team]:
+def run() -> dict[str, pulumi.CustomResource]:
+    """Declare every team's access; returns each resource by its name (for tests to wait on)."""
     stack = pulumi.get_stack()
     config = pulumi.Config("vastguard")
     try:
@@ -61,6 +61,7 @@ def run() -> dict[str, Team]:
         raise pulumi.RunError(str(err)) from None
     bootstrapped = _bootstrapped(config)
     teams: dict[str, Team] = {}
+    declared_all: dict[str, pulumi.CustomResource] = {}
     envelopes: dict[str, Any] = {}
     summary: dict[str, Any] = {}
     pending: list[str] = []
@@ -78,6 +79,8 @@ def run() -> dict[str, Team]:
             summary[name] = {**entry, "bootstrapped": False}
             continue
         declared = _declare(access, team)
+        declared_all.update({r.pulumi_resource_name: r for r in [*declared["roles"].values(), *declared["members"],
+                                                   *declared["keys"].values()]})
         envelopes[name] = {kind: key.envelope for kind, key in declared["keys"].items()}
         summary[name] = {**entry, "bootstrapped": True,
                          "keys": {kind: {"key_id": key.key_id, "rotation": access.keys[kind].rotation}
@@ -86,4 +89,4 @@ def run() -> dict[str, Team]:
     pulumi.export("teams", summary)
     pulumi.export("key_envelopes", envelopes)
     pulumi.export("pending_bootstrap", pending)
-    return teams
+    return {**teams, **declared_all}

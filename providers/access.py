@@ -29,7 +29,8 @@ from pulumi.dynamic import CheckFailure, ConfigureRequest, ResourceProvider
 from pulumi.runtime import rpc
 from pydantic import BaseModel, ValidationError
 
-from fleet.platform_declaration import TEAM_KEYS_CONFIG
+from fleet.envelope import EnvelopeError
+from fleet.platform_declaration import TEAM_KEYS_CONFIG, missing_team_key, set_team_key_command
 from fleet.stack_config import API_KEY_CONFIG, SET_KEY_COMMAND
 from providers.host import engine_address, exit_with_engine, fail
 from providers.settings import settings_from
@@ -42,17 +43,6 @@ PLATFORM_STACK_HINT = "platform"
 
 class AccessError(Exception):
     """A platform resource cannot be acted on as asked; the message says what to do (never holds a key)."""
-
-
-def set_team_key_command(team: str) -> str:
-    return f"pulumi config set --secret --path '{TEAM_KEYS_CONFIG}.{team}'"
-
-
-def missing_team_key(team: str) -> str:
-    return (f"no key inside team {team}: Vast makes the first key of a team only in its console. Switch to team "
-            f"{team} in the console (cloud.vast.ai), create an API key there (Keys, Create), then store it with "
-            f"`{set_team_key_command(team)} --stack <platform stack>` (it prompts; never in argv) and run "
-            "`pulumi up` again")
 
 
 @dataclass(frozen=True)
@@ -201,5 +191,5 @@ class AccessProvider(ResourceProvider):
             yield
         except VastError as err:
             fail(f"{explain_access(err, base_url=self.settings.base_url, team=team, doing=doing, uses=uses)}; {then}")
-        except AccessError as err:
-            fail(f"{err}; {then}")
+        except (AccessError, EnvelopeError) as err:
+            fail(f"{team}: {err}; {then}" if isinstance(err, EnvelopeError) else f"{err}; {then}")

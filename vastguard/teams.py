@@ -178,6 +178,8 @@ def add_team(name: str, *, root: Path, gpus: Sequence[str] | None = None, max_in
     The template is `root/policies/teams/_template.json` when it exists (the platform team's current
     defaults), else the one shipped with the pack."""
     _check_name(name)
+    if name == PLATFORM_STACK:
+        raise TeamError(f"{name!r} is the platform stack's name; choose another team name")
     stack_file = root / "stacks" / f"Pulumi.{name}.yaml"
     team_path = root / "policies" / "teams" / f"{name}.json"
     existing = [p for p in (stack_file, team_path) if p.exists()]
@@ -185,8 +187,6 @@ def add_team(name: str, *, root: Path, gpus: Sequence[str] | None = None, max_in
         raise TeamExistsError(
             f"team {name!r} already exists: {', '.join(str(p) for p in existing)}; edit it instead (nothing was "
             "written)")
-    if name == PLATFORM_STACK:
-        raise TeamError(f"{name!r} is the platform stack's name; choose another team name")
     platform_file = None
     if not own_key:
         try:

@@ -1,0 +1,211 @@
+"""Key delivery (vastguard/keys.py): which command gets which key, where a stack's key comes from, and opening a
+team's envelope from the platform stack's checkpoint in a file and an S3 backend, with every failure naming what
+to set or run. The engine tests (tests/e2e/test_platform.py) run the same through `pulumi`."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from fleet.access_fields import recipient_env
+from fleet.envelope import seal
+from tests.secrets_sweep import record_api_key
+from vastclient import API_KEY_ENV
+from vastguard.keys import (
+    DeliveryError,
+    KeySource,
+    command_kind,
+    deliver,
+    delivered_env,
+    key_source,
+    project_dir_of_args,
+    stack_of_args,
+)
+
+TEAM = "ml-research"
+KEYS = {kind: "vk-" + secrets.token_hex(24) for kind in ("preview", "deploy")}
+SECRETS = {recipient_env(team, kind): secrets.token_urlsafe(32) for team in (TEAM, "data-science")
+           for kind in ("preview", "deploy")}
+SOURCE = KeySource(stack=TEAM, team=TEAM, platform_stack="platform")
+
+
+@pytest.fixture(autouse=True)
+def _swept() -> None:
+    for key in KEYS.values():
+        record_api_key(key)
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["preview", "--stack", "x"], ("preview", "preview")),
+    (["--cwd", "up", "up", "--yes"], ("up", "deploy")),  # the value of a global flag is not the command
+    (["-C", "dir", "destroy"], ("destroy", "deploy")),
+    (["refresh", "-s", "x"], ("refresh", "deploy")),
+    (["stack", "ls"], ("stack", None)),
+    (["config", "set", "up", "1"], ("config", None)),
+    (["--non-interactive"], (None, None)),
+])
+def test_which_command_gets_which_key(argv: list[str], expected: tuple[str | None, str | None]) -> None:
+    assert command_kind(argv) == expected
+
+
+def test_stack_and_project_directory_from_the_command_line(tmp_path: Path) -> None:
+    assert stack_of_args(["preview", "--stack", "a"]) == "a" == stack_of_args(["up", "--stack=a"])
+    assert stack_of_args(["up", "-s", "a"]) == "a" and stack_of_args(["up"]) is None
+    assert project_dir_of_args(["-C", "ws", "up"], tmp_path) == (tmp_path / "ws").resolve()
+    assert project_dir_of_args(["up"], tmp_path) == tmp_path
+
+
+def project(tmp_path: Path, **stacks: str) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "Pulumi.yaml").write_text("name: vastguard\nruntime: python\nstackConfigDir: stacks\n")
+    (tmp_path / "stacks").mkdir(exist_ok=True)
+    for name, config in stacks.items():
+        (tmp_path / "stacks" / f"Pulumi.{name}.yaml").write_text(config)
+    return tmp_path
+
+
+def test_where_a_stacks_key_comes_from(tmp_path: Path) -> None:
+    root = project(tmp_path, **{
+        "ml-research": "config:\n  vastguard:team: ml-research\n  vastguard:keyFrom: platform\n",
+        "own": "config:\n  vastguard:team: own\n  vastai:apiKey:\n    secure: v1:abc\n",
+        "both": ("config:\n  vastguard:team: both\n  vastguard:keyFrom: platform\n  vastai:apiKey:\n"
+                 "    secure: v1:abc\n"),
+        "other": "config:\n  vastguard:team: x-team\n  vastguard:keyFrom: infra/platform\n"})
+    assert key_source(root, "ml-research") == SOURCE
+    assert key_source(root, "org/vastguard/ml-research") == SOURCE  # a fully qualified stack name
+    assert key_source(root, "own") is None and key_source(root, "missing") is None
+    assert key_source(root, "other") == KeySource(stack="other", team="x-team", platform_stack="platform",
+                                                  platform_project="infra")
+    with pytest.raises(DeliveryError, match=r"stack both sets both vastai:apiKey and vastguard:keyFrom: .*"
+                                            r"pulumi config rm vastai:apiKey --stack both"):
+        key_source(root, "both")
+
+
+def checkpoint(envelopes: dict[str, Any], *, pending: list[str] | None = None, platform: bool = True) -> bytes:
+    outputs = {"platform": platform, "key_envelopes": envelopes, "pending_bootstrap": pending or []}
+    return json.dumps({"version": 3, "checkpoint": {"latest": {"resources": [
+        {"urn": "urn:pulumi:platform::vastguard::pulumi:pulumi:Stack::vastguard-platform",
+         "type": "pulumi:pulumi:Stack", "outputs": outputs}]}}}).encode()
+
+
+def envelopes(team: str = TEAM) -> dict[str, Any]:
+    return {team: {kind: seal(KEYS[kind], secret=SECRETS[recipient_env(team, kind)], team=team, kind=kind,  # type: ignore[arg-type]
+                              key_id=500005 + i, key_name=f"vastguard/{team}/{kind}/2026-11-01",
+                              rotation="2026-11-01", sealed_at="2026-12-01T00:00:00Z").model_dump(mode="json")
+                   for i, kind in enumerate(("preview", "deploy"))}}
+
+
+def file_backend(tmp_path: Path, data: bytes) -> str:
+    state = tmp_path / "state"
+    (state / ".pulumi" / "stacks" / "vastguard").mkdir(parents=True)
+    (state / ".pulumi" / "meta.yaml").write_text("version: 1\n")
+    (state / ".pulumi" / "stacks" / "vastguard" / "platform.json").write_bytes(data)
+    return f"file://{state}"
+
+
+def test_the_team_job_opens_its_own_kind_of_key_and_no_other(tmp_path: Path) -> None:
+    backend = file_backend(tmp_path, checkpoint(envelopes()))
+    preview = deliver(SOURCE, "preview", backend_url=backend, project="vastguard", environ=SECRETS)
+    assert (preview.key, preview.key_id, preview.rotation) == (KEYS["preview"], 500005, "2026-11-01")
+    assert preview.env() == {API_KEY_ENV: KEYS["preview"]} and KEYS["preview"] not in repr(preview)
+    assert KEYS["preview"] not in preview.describe()
+    # A preview job holds the preview secret only: it cannot open the deploy key.
+    only_preview = {recipient_env(TEAM, "preview"): SECRETS[recipient_env(TEAM, "preview")]}
+    with pytest.raises(DeliveryError, match=r"ml-research's deploy key: VASTGUARD_DEPLOY_SECRET_ML_RESEARCH is not "
+                                            r"set"):
+        deliver(SOURCE, "deploy", backend_url=backend, project="vastguard", environ=only_preview)
+    # Nor can it open the deploy envelope by holding the preview secret under the deploy name.
+    swapped = {recipient_env(TEAM, "deploy"): SECRETS[recipient_env(TEAM, "preview")]}
+    with pytest.raises(DeliveryError, match=r"VASTGUARD_DEPLOY_SECRET_ML_RESEARCH does not open ml-research's deploy "
+                                            r"key envelope \(key #500006\)"):
+        deliver(SOURCE, "deploy", backend_url=backend, project="vastguard", environ=swapped)
+
+
+def test_another_teams_envelope_under_this_teams_name_is_refused(tmp_path: Path) -> None:
+    theirs = envelopes("data-science")["data-science"]
+    backend = file_backend(tmp_path, checkpoint({TEAM: theirs}))
+    with pytest.raises(DeliveryError, match=r"is sealed for data-science's preview job, not ml-research's preview "
+                                            r"job"):
+        deliver(SOURCE, "preview", backend_url=backend, project="vastguard", environ=SECRETS)
+
+
+@pytest.mark.parametrize(("data", "needle"), [
+    (checkpoint({}), "team ml-research is not in the platform stack's declaration: add it with "
+                     "`vastguard team add ml-research`"),
+    (checkpoint({}, pending=[TEAM]), "the platform holds no key inside team ml-research yet"),
+    (checkpoint(envelopes(), platform=False), "stack platform (named by vastguard:keyFrom in stack ml-research) is "
+                                              "not a platform stack"),
+])
+def test_what_is_missing_is_said(tmp_path: Path, data: bytes, needle: str) -> None:
+    backend = file_backend(tmp_path, data)
+    with pytest.raises(DeliveryError) as err:
+        deliver(SOURCE, "preview", backend_url=backend, project="vastguard", environ=SECRETS)
+    assert needle in str(err.value)
+
+
+def test_no_platform_stack_in_the_backend(tmp_path: Path) -> None:
+    backend = file_backend(tmp_path, checkpoint(envelopes()))
+    with pytest.raises(DeliveryError, match=r"cannot read the platform stack platform-2: no stack 'platform-2' of "
+                                            r"project 'vastguard'"):
+        deliver(KeySource(stack=TEAM, team=TEAM, platform_stack="platform-2"), "preview", backend_url=backend,
+                project="vastguard", environ=SECRETS)
+
+
+def test_only_commands_that_need_a_key_of_stacks_that_take_one_get_it(tmp_path: Path) -> None:
+    root = project(tmp_path / "project", **{"ml-research": "config:\n  vastguard:keyFrom: platform\n",
+                                            "own": "config:\n  vastguard:team: own\n"})
+    backend = file_backend(tmp_path, checkpoint(envelopes()))
+    env = {**SECRETS, "PULUMI_BACKEND_URL": backend}
+    logged: list[str] = []
+
+    def run(*argv: str) -> dict[str, str]:
+        return delivered_env(list(argv), project_dir=root, env=env, stack_lookup=lambda: "ml-research",
+                             log=logged.append)
+
+    assert run("up", "--stack", "ml-research") == {API_KEY_ENV: KEYS["deploy"]}
+    assert run("preview") == {API_KEY_ENV: KEYS["preview"]}  # the selected stack
+    assert run("stack", "output") == {} and run("preview", "--stack", "own") == {}
+    assert logged == ["vastguard: ml-research's deploy key #500006 (rotation 2026-11-01), from the platform stack "
+                      "platform", "vastguard: ml-research's preview key #500005 (rotation 2026-11-01), from the "
+                      "platform stack platform"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def s3_backend() -> Iterator[tuple[str, Any]]:
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                          aws_secret_access_key="testing")
+        s3.create_bucket(Bucket="state")
+        yield f"s3://state?endpoint={endpoint}&s3ForcePathStyle=true&region=us-east-1", s3
+    finally:
+        server.stop()
+
+
+def test_the_envelope_is_read_from_an_s3_backend_too(s3_backend: tuple[str, Any],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    url, s3 = s3_backend
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    s3.put_object(Bucket="state", Key=".pulumi/meta.yaml", Body=b"version: 1\n")
+    s3.put_object(Bucket="state", Key=".pulumi/stacks/vastguard/platform.json", Body=checkpoint(envelopes()))
+    delivered = deliver(SOURCE, "deploy", backend_url=url, project="vastguard", environ=SECRETS)
+    assert delivered.key == KEYS["deploy"]
