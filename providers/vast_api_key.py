@@ -26,6 +26,7 @@ from typing import Any
 
 import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, Resource, UpdateResult
+from pulumi.runtime import rpc
 
 from fleet.access_fields import canonical_permissions
 from fleet.api_key import IN_PLACE_FIELDS, REPLACE_FIELDS, SECRET_OUTPUTS, ApiKeyInputs, ApiKeyOutputs
@@ -45,6 +46,17 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _as_secret(key: Any) -> Any:
+    """The key as a secret on the wire. The SDK's provider host tells the engine it accepts no secrets, so the
+    engine would take a plain `key` in a response as a plain value (and log it so in its debug log) before
+    `additional_secret_outputs` marks it; returned as a secret, it is a secret from the first byte."""
+    return rpc.wrap_rpc_secret(rpc.unwrap_rpc_secret(key))
+
+
+def _unwrapped(key: Any) -> Any:
+    return rpc.unwrap_rpc_secret(key)
+
+
 def _listed(client: VastClient, key_id: int) -> ApiKeyInfo | None:
     return next((k for k in client.list_api_keys() if k.id == key_id), None)
 
@@ -58,7 +70,7 @@ class VastApiKeyProvider(AccessProvider):
         super().__setstate__(state)
         self._environ = None
 
-    def _secret(self, inputs: ApiKeyInputs) -> str:
+    def _recipient_secret(self, inputs: ApiKeyInputs) -> str:
         """The recipient's secret from this process's environment (the platform job's)."""
         env = os.environ if self._environ is None else self._environ
         return check_secret(env.get(inputs.recipient), variable=inputs.recipient)
@@ -72,7 +84,7 @@ class VastApiKeyProvider(AccessProvider):
             return CheckResult(news, [CheckFailure("recipient", f"{inputs.team}'s {inputs.kind} key is sealed for "
                                                                 f"{expected}, not {inputs.recipient}")])
         try:
-            secret = self._secret(inputs)
+            secret = self._recipient_secret(inputs)
         except EnvelopeError as err:
             return CheckResult(news, [CheckFailure("recipient", f"{inputs.team}'s {inputs.kind} key: {err}")])
         previous = SealedFor.parse(olds.get("sealed_for")) if olds.get("recipient") == inputs.recipient else None
@@ -86,11 +98,11 @@ class VastApiKeyProvider(AccessProvider):
                           delete_before_replace=False)
 
     def _outputs(self, inputs: ApiKeyInputs, *, key_id: int, key: str, created_at: float | None) -> dict[str, Any]:
-        envelope = seal(key, secret=self._secret(inputs), team=inputs.team, kind=inputs.kind, key_id=key_id,
+        envelope = seal(key, secret=self._recipient_secret(inputs), team=inputs.team, kind=inputs.kind, key_id=key_id,
                         key_name=inputs.name, rotation=inputs.rotation, sealed_at=_now())
         outputs = ApiKeyOutputs(**inputs.model_dump(), key_id=key_id, key=key, created_at=created_at,
                                 envelope=envelope.model_dump(mode="json"))
-        return {**outputs.model_dump(mode="json"), "key": outputs.key.get_secret_value()}
+        return {**outputs.model_dump(mode="json"), "key": _as_secret(outputs.key.get_secret_value())}
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         inputs = _inputs(props)
@@ -123,13 +135,13 @@ class VastApiKeyProvider(AccessProvider):
             seen["ip_allowlist"] = list(listed.key_params.ip_whitelist)
             if listed.name:
                 seen["name"] = listed.name
-            outs = {**props, **seen}
+            outs = {**props, **seen, "key": _as_secret(props.get("key"))}
             return ReadResult(id_=id_, outs=outs, inputs={k: v for k, v in outs.items()
                                                           if k in ApiKeyInputs.model_fields})
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         inputs = _inputs(news)
-        key = olds.get("key")
+        key = _unwrapped(olds.get("key"))
         with self.reported(inputs.team, f"reseal its {inputs.kind} key", "run `pulumi up` again once that is fixed"):
             if not isinstance(key, str) or not key:
                 raise AccessError(f"{inputs.team}: the state holds no {inputs.kind} key to reseal; rotate it (set a "

@@ -355,6 +355,32 @@ def split_secret_strings(value: object, in_secret: bool = False) -> Iterator[tup
 
 MARSHALING = "Marshaling property for RPC"
 MARSHALING_BYTES = MARSHALING.encode()
+UNMARSHALING = "Unmarshaling property for RPC"
+UNMARSHALING_BYTES = UNMARSHALING.encode()
+
+
+def _unmarshaled_sig(record: dict[str, Any]) -> tuple[str, bool]:
+    """(label, whether this Unmarshaling record is a secret's signature): the engine reads a secret in a provider's
+    response as the object {SIG_KEY: SECRET_SIG, "value": v}, logging SIG_KEY, then "value" (v bare), then the
+    secret as a whole."""
+    value = record.get("pulumi.log.arg2")
+    return (str(record.get("pulumi.log.arg0", "")),
+            record.get("pulumi.log.arg1") == SIG_KEY and isinstance(value, dict) and value.get("V") == SECRET_SIG)
+
+
+def go_secret_strings(value: object, in_secret: bool = False) -> Iterator[tuple[str, bool]]:
+    """Every string in the engine's JSON dump of a Go `resource.PropertyValue` (what it logs as it unmarshals a
+    provider's response, sdk/go/common/resource/plugin/rpc.go), and whether it sits in a secret: a secret is
+    `resource.Secret{Element: v}`, dumped as {"V": {"Element": v}}; a plain string is {"V": "..."}."""
+    if isinstance(value, dict):
+        for name, item in value.items():
+            yield name, in_secret
+            yield from go_secret_strings(item, in_secret or name == "Element")
+    elif isinstance(value, list):
+        for item in value:
+            yield from go_secret_strings(item, in_secret)
+    elif isinstance(value, str):
+        yield value, in_secret
 LABEL_FIELD = re.compile(rb'"pulumi\.log\.arg0":("(?:[^"\\]|\\.)*")')
 
 
@@ -377,13 +403,20 @@ def engine_log_findings(where: str, plain: bytes, matcher: KeyMatcher) -> Iterat
     The engine marshals a secret for a provider as the object {SIG_KEY: SECRET_SIG, "value": v} and logs each
     property of it in turn (sdk/go/common/resource/plugin/rpc.go): the record of "value" holds the key bare right
     after the record of SIG_KEY under the same label. Only a "value" record right after its SIG_KEY record counts
-    as unwrapped; a bare key anywhere else is a leak."""
+    as unwrapped; so does a key inside a secret of a provider's response as the engine unmarshals it (the
+    platform's `vastai:ApiKey` returns each key it makes as a secret: `go_secret_strings`). A bare key anywhere
+    else, a plain `key` output among them, is a leak."""
     sig_last: dict[str, bool] = {}  # label -> was the last property marshaled under it a secret's signature
+    unsig_last: dict[str, bool] = {}  # the same for the engine's reading of a provider's response
     for line in plain.splitlines():
         if not matcher.find(line):  # the key's base64 forms find it inside property dumps too
             # Most lines: only the marshaling order matters, and parsing JSON only when it must keeps a
             # suite's worth of logs (tens of MB) to seconds.
-            if MARSHALING_BYTES in line:
+            if UNMARSHALING_BYTES in line:
+                with contextlib.suppress(ValueError):
+                    label, is_sig = _unmarshaled_sig(json.loads(line))
+                    unsig_last[label] = is_sig
+            elif MARSHALING_BYTES in line:
                 if SIG_KEY.encode() not in line:
                     label_field = LABEL_FIELD.search(line)
                     sig_last[json.loads(label_field.group(1)) if label_field else ""] = False
@@ -409,7 +442,22 @@ def engine_log_findings(where: str, plain: bytes, matcher: KeyMatcher) -> Iterat
             sig_last[label] = name == SIG_KEY and value == SECRET_SIG
         msg = str(record.get("msg", ""))[:80]
         shown = "(a message holding the key)" if matcher.find(msg.encode()) else repr(msg)
+        unmarshaled = record.get("pulumi.log.arg2") if msg.startswith(UNMARSHALING) else None
+        inner = False
+        if msg.startswith(UNMARSHALING):
+            label, is_sig = _unmarshaled_sig(record)
+            inner = record.get("pulumi.log.arg1") == "value" and unsig_last.get(label, False)
+            unsig_last[label] = is_sig
         for name, field_value in record.items():
+            if name == "pulumi.log.arg2" and isinstance(unmarshaled, dict):
+                # A provider's response as the engine read it: the key inside a secret's Element, or as the "value"
+                # right after a secret's signature, is the engine's record of a secret's inner value (a provider
+                # returned it as a secret); anywhere else, a leak.
+                for string, in_secret in go_secret_strings(unmarshaled, inner):
+                    for key, form in matcher.find(string.encode("utf-8", "surrogateescape")):
+                        yield (Leak(f"{where}: record {shown}, field {name!r}", fingerprint(key), form),
+                               ENGINE_LOG_UNWRAPPED if in_secret else None)
+                continue
             text = (field_value if isinstance(field_value, str) else json.dumps(field_value)).encode(
                 "utf-8", "surrogateescape")
             here = f"{where}: record {shown}, field {name!r}"

@@ -228,6 +228,7 @@ def test_a_key_inside_an_encrypted_engine_log_is_found_unless_pulumi_holds_it_as
     key = team_key("data-science")
     sig, secret = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
     marshaling = "Marshaling property for RPC[%s]: %s=%v"
+    unmarshaling = "Unmarshaling property for RPC[%s]: %s=%v"
     records = [
         {"msg": "provider config", "apiKey": key},  # a leak: the key in a plain field
         {"msg": marshaling, "pulumi.log.arg0": "Configure", "pulumi.log.arg1": "vastai:apiKey",
@@ -238,6 +239,14 @@ def test_a_key_inside_an_encrypted_engine_log_is_found_unless_pulumi_holds_it_as
          "pulumi.log.arg2": property_dump(key)},  # held: the engine's record of that secret's inner value
         {"msg": marshaling, "pulumi.log.arg0": "Create", "pulumi.log.arg1": "value",
          "pulumi.log.arg2": property_dump(key)},  # a leak: bare, and no secret signature before it
+        {"msg": unmarshaling, "pulumi.log.arg0": "Create.outputs", "pulumi.log.arg1": sig,
+         "pulumi.log.arg2": {"V": secret}},
+        {"msg": unmarshaling, "pulumi.log.arg0": "Create.outputs", "pulumi.log.arg1": "value",
+         "pulumi.log.arg2": {"V": key}},  # held: the inner value of the secret a provider returned...
+        {"msg": unmarshaling, "pulumi.log.arg0": "Create.outputs", "pulumi.log.arg1": "key",
+         "pulumi.log.arg2": {"V": {"Element": {"V": key}}}},  # ...and the secret itself
+        {"msg": unmarshaling, "pulumi.log.arg0": "Create.outputs", "pulumi.log.arg1": "key",
+         "pulumi.log.arg2": {"V": key}},  # a leak: a provider returned it as a plain output
     ]
     salt_state, log = plog(DEFAULT_PASSPHRASE, b"".join(json.dumps(r).encode() + b"\n" for r in records))
     assert key.encode() not in log
@@ -254,13 +263,15 @@ def test_engine_log(tmp_path):
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     fp = fingerprint(key)
     result.stdout.fnmatch_lines([
-        "*secrets sweep FAILED: 2 leak(s) of 1 API key(s)*1 engine logs decrypted*",
+        "*secrets sweep FAILED: 3 leak(s) of 1 API key(s)*1 engine logs decrypted*",
         f"  key {fp} (raw) in */organization+vastguard+data-science-*.log (decrypted engine log): "
         "record 'provider config', field 'apiKey'",
         f"  key {fp} (raw) in */organization+vastguard+data-science-*.log (decrypted engine log): "
         f"record {marshaling.replace('[', '[[]')!r}, field 'pulumi.log.arg2'",  # '[' opens a class in fnmatch
+        f"  key {fp} (raw) in */organization+vastguard+data-science-*.log (decrypted engine log): "
+        f"record {unmarshaling.replace('[', '[[]')!r}, field 'pulumi.log.arg2'",
         "  note: 1 occurrence(s) of 1 key(s) in 1 encrypted engine log(s), inside a secret*",
-        "  note: 1 occurrence(s) of 1 key(s) in 1 encrypted engine log(s), bare, in the engine's debug record*",
+        "  note: 3 occurrence(s) of 1 key(s) in 1 encrypted engine log(s), bare, in the engine's debug record*",
     ])
     assert_never_shown(result, key)
 

@@ -87,9 +87,9 @@ class Workspace:
             self.stack_file(team).write_text(yaml.safe_dump(data, sort_keys=False))
 
     def init_platform(self, *, personal_key: str, vast_url: str | None = None, stack: str = "platform") -> None:
-        """The platform stack, with the platform owner's personal key (it creates the teams)."""
-        self._init_stack(stack, vast_url)
-        self.cli.set_secret(API_KEY_CONFIG, personal_key, stack=stack)
+        """The platform stack, with the platform owner's personal key (it creates the teams): a stack with its
+        own key, as far as setting it up goes."""
+        self.init_team(stack, api_key=personal_key, vast_url=vast_url)
 
     def set_team_key(self, team: str, key: str, *, stack: str = "platform") -> None:
         """The console's key inside `team`, as the platform stack's secret `vastguard:teamKeys.<team>`."""

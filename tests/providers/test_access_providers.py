@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from pulumi.runtime import rpc
 
 from emulator import EmulatorServer
 from emulator.testing import Control, EmulatorAccount, EmulatorTeam, make_account, make_team_key
@@ -227,7 +228,8 @@ def test_a_key_is_made_in_the_team_sealed_for_its_recipient_and_revoked(world: W
     provider = world.configured(VastApiKeyProvider(environ=world.env))
     inputs = provider.check({}, key_inputs(world)).inputs
     created = provider.create(inputs)
-    key = created.outs["key"]
+    assert rpc.is_rpc_secret(created.outs["key"])  # a secret on the wire, from the provider on
+    key = rpc.unwrap_rpc_secret(created.outs["key"])
     envelope = Envelope.model_validate(created.outs["envelope"])
     assert (envelope.team, envelope.kind, envelope.key_id) == (TEAM, "preview", int(created.id))
     assert open_envelope(envelope, world.env[recipient_env(TEAM, "preview")]) == key
@@ -238,7 +240,8 @@ def test_a_key_is_made_in_the_team_sealed_for_its_recipient_and_revoked(world: W
         with pytest.raises(AuthError):
             preview.create_instance(offer.id, image="pytorch/pytorch", disk_gb=16, label="nope")
     read = provider.read(created.id, created.outs)
-    assert read.id == created.id and read.outs["key"] == key and read.outs["permissions"] == PREVIEW
+    assert read.id == created.id and rpc.unwrap_rpc_secret(read.outs["key"]) == key
+    assert read.outs["permissions"] == PREVIEW
     # A new recipient secret reseals in place: the same key, a new envelope only the new secret opens.
     world.env[recipient_env(TEAM, "preview")] = secrets.token_urlsafe(32)
     resealed = provider.update(created.id, created.outs, provider.check(inputs, key_inputs(world)).inputs)
@@ -266,7 +269,7 @@ def test_an_allow_listed_key_works_only_from_its_addresses(world: World) -> None
     provider = world.configured(VastApiKeyProvider(environ=world.env))
     fenced = provider.create(provider.check({}, key_inputs(world, ip_allowlist=["203.0.113.7"])).inputs)
     assert fenced.outs["ip_allowlist"] == ["203.0.113.7/32"]
-    with world.client(fenced.outs["key"]) as vast, pytest.raises(AuthError):
+    with world.client(rpc.unwrap_rpc_secret(fenced.outs["key"])) as vast, pytest.raises(AuthError):
         vast.list_instances()
 
 
