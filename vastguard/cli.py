@@ -92,8 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    if argv[:1] == ["pulumi"]:
+        # Everything after `pulumi` is pulumi's: argparse's REMAINDER refuses a first argument that looks like an
+        # option (`vastguard pulumi -C dir preview`, `vastguard pulumi --version`).
+        args = argparse.Namespace(func=_pulumi_command, pulumi_args=argv[1:])
+    else:
+        args = parser.parse_args(argv)
     try:
         result: int = args.func(args)
     except EngineError as err:

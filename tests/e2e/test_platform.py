@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
@@ -27,7 +29,7 @@ from policies.names import PlatformRuleName
 from policies.report import pattern
 from tests.e2e.platform_env import TEAMS, PlatformEnv, build_platform
 from tests.emulator.official_cli import Cli
-from vastclient import AuthError, NoSuchInstanceError, OfferQuery
+from vastclient import API_KEY_ENV, AuthError, NoSuchInstanceError, OfferQuery
 from vastguard.cli import main
 
 pytestmark = pytest.mark.engine
@@ -109,6 +111,35 @@ def test_a_team_key_cannot_see_or_touch_another_teams_instances(platform: Platfo
                     other.stop(theirs)
     instance = platform.emulator.market.state.instances[theirs]  # ...and nothing happened to it
     assert instance.destroyed_at is None and instance.actual_status == "running"
+
+
+def test_vastguard_pulumi_and_ci_open_the_commands_key_for_the_child_only(platform: PlatformEnv,
+                                                                          tmp_path: Path) -> None:
+    vastguard = Path(sys.executable).parent / "vastguard"
+    env = {k: v for k, v in platform.ws.cli.env.items() if k != API_KEY_ENV}
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(vastguard), *argv], env=env, cwd=tmp_path, capture_output=True, text=True,
+                              timeout=600, check=False)
+
+    preview = run("pulumi", "-C", str(platform.ws.root), "preview", "--stack", "data-science", "--non-interactive")
+    assert preview.returncode == 0, preview.stdout[-2000:] + preview.stderr[-2000:]
+    assert "vastguard: data-science's preview key #" in preview.stderr
+    listed = run("pulumi", "-C", str(platform.ws.root), "stack", "ls", "--non-interactive")
+    assert listed.returncode == 0 and "vastguard:" not in listed.stderr  # no key for a command that needs none
+    ci_preview = run("ci", "preview", "--stack", "ml-engineering", "--project-dir", str(platform.ws.root), "--json")
+    assert ci_preview.returncode == 0, ci_preview.stderr[-3000:]
+    assert json.loads(ci_preview.stdout)["verdict"] in {"passed", "advisory"}
+    ci_up = run("ci", "up", "--stack", "ml-engineering", "--project-dir", str(platform.ws.root))
+    assert ci_up.returncode == 0, ci_up.stderr[-3000:]
+    assert "vastguard: ml-engineering's deploy key #" in ci_up.stderr
+    # Without its recipient secret, a team job is told which variable to set, and nothing runs.
+    missing = {k: v for k, v in env.items() if k != "VASTGUARD_PREVIEW_SECRET_DATA_SCIENCE"}
+    denied = subprocess.run([str(vastguard), "ci", "preview", "--stack", "data-science", "--project-dir",
+                             str(platform.ws.root)], env=missing, cwd=tmp_path, capture_output=True, text=True,
+                            timeout=600, check=False)
+    assert denied.returncode == 1
+    assert "VASTGUARD_PREVIEW_SECRET_DATA_SCIENCE is not set" in denied.stderr
 
 
 def _grant_billing_write(data: dict[str, Any]) -> None:
