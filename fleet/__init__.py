@@ -6,8 +6,12 @@ checks it), so the program, the provider, the policy pack and the reports all co
 
 - `declaration`: a team's fleet (`vastguard:fleet`), validated, expanded into instance specs;
 - `instance`: the one contract of a `vastai:Instance` (inputs, outputs, the reports' record of them), and how to
-  add a field to it; the next resources (teams, roles, keys, interruptible instances) copy this pattern: one
-  module per resource here, built by its provider, read by the pack and the reports;
+  add a field to it; the next resources copy this pattern: one module per resource here, built by its provider,
+  read by the pack and the reports;
+- `platform_declaration`: the platform's teams' access (`vastguard:platform`), validated with field-named errors;
+- `team`, `team_role`, `team_member`, `api_key`: the contracts of `vastai:Team`, `TeamRole`, `TeamMember` and
+  `ApiKey` (shared field types in `access_fields`), built by their providers, read by the pack's platform rules;
+- `envelope`: a team key sealed for one recipient, how the platform stack delivers keys;
 - `costs`: money in Decimal on typed models, unknown never zero;
 - `gpus`: GPU names and families, one normalisation for everyone;
 - `stack_config`: the names a team stack's configuration uses.
