@@ -44,7 +44,9 @@ __all__ = [
     "RoleSpec",
     "TeamAccess",
     "key_name",
+    "missing_team_key",
     "parse_platform",
+    "set_team_key_command",
 ]
 
 PLATFORM_CONFIG = "vastguard:platform"
@@ -52,6 +54,20 @@ TEAM_KEYS_CONFIG = "vastguard:teamKeys"
 """Per team, the key the owner made inside the team in Vast's console (a secret object: the bootstrap keys)."""
 KEY_FROM_CONFIG = "vastguard:keyFrom"
 """In a team stack: the platform stack whose envelopes deliver its keys (e.g. `platform`)."""
+
+
+
+def set_team_key_command(team: str) -> str:
+    """How the platform stores a team's bootstrap key (it prompts, or reads stdin; never the key in argv)."""
+    return f"pulumi config set --secret --path '{TEAM_KEYS_CONFIG}.{team}'"
+
+
+def missing_team_key(team: str) -> str:
+    return (f"no key inside team {team}: Vast makes the first key of a team only in its console. Switch to team "
+            f"{team} in the console (cloud.vast.ai), create an API key there (Keys, Create), then store it with "
+            f"`{set_team_key_command(team)} --stack <platform stack>` (it prompts; never in argv) and run "
+            "`pulumi up` again")
+
 
 DEFAULT_KEY_PERMISSIONS: Mapping[KeyKind, PermissionSet] = {
     # Preview: list and search, read the account and its charges (the budget rules read spend), write nothing.

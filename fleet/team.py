@@ -1,9 +1,9 @@
 """The properties of one `vastai:Team` resource (a Vast team: an account of its own, with its own balance,
 instances, roles and members): the contract between the provider, the pack and the platform program.
 
-- `TeamInputs`: what the platform declares (`fleet.platform_declaration.TeamAccess`): the vastguard team, its name on Vast,
-  the credit moved in from the platform owner's personal account when it is created, and, to adopt a team
-  made in Vast's console, its id.
+- `TeamInputs`: what the platform declares (`fleet.platform_declaration.TeamAccess`): the vastguard team, its
+  name on Vast, the credit moved in from the platform owner's personal account when it is created, and, to
+  adopt a team made in Vast's console, its id.
 - `TeamOutputs`: the inputs plus what Vast reports: the team's account id, its owner, whether the platform holds
   a key inside it (the console's bootstrap key), and the members and roles Vast lists, so that a refresh shows a
   member added behind the platform's back and the pack can deny it (`vast-platform-undeclared-members`).

@@ -19,7 +19,7 @@ from fleet.team_member import TEAM_MEMBER_TYPE, TeamMemberOutputs
 from fleet.team_role import TEAM_ROLE_TYPE, TeamRoleOutputs
 from policies.instances import UNKNOWN, Known, Unknown, current_stack, plain, stack_of
 
-__all__ = ["ACCESS_TYPES", "KeyView", "MemberView", "RoleView", "TeamView", "is_access_type"]
+__all__ = ["ACCESS_TYPES", "AccessView", "KeyView", "MemberView", "RoleView", "TeamView", "is_access_type"]
 
 ACCESS_TYPES = frozenset({TEAM_TYPE, TEAM_ROLE_TYPE, TEAM_MEMBER_TYPE, API_KEY_TYPE})
 
@@ -64,7 +64,9 @@ def _values(props: Any) -> Mapping[str, Any]:
 
 
 @dataclass(frozen=True)
-class _View:
+class AccessView:
+    """What every view has: the resource's name, URN, stack and team."""
+
     name: str
     urn: str
     stack: str
@@ -76,7 +78,7 @@ def _base(name: str, urn: str) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class KeyView(_View):
+class KeyView(AccessView):
     kind: Known[str] | None
     permissions: PermissionSet | Unknown | None
     ip_allowlist: Known[list[str]] | None
@@ -101,7 +103,7 @@ class KeyView(_View):
 
 
 @dataclass(frozen=True)
-class RoleView(_View):
+class RoleView(AccessView):
     role: Known[str] | None
     permissions: PermissionSet | Unknown | None
 
@@ -116,7 +118,7 @@ class RoleView(_View):
 
 
 @dataclass(frozen=True)
-class MemberView(_View):
+class MemberView(AccessView):
     email: Known[str] | None
     role: Known[str] | None
 
@@ -130,7 +132,7 @@ class MemberView(_View):
 
 
 @dataclass(frozen=True)
-class TeamView(_View):
+class TeamView(AccessView):
     owner_id: Known[int] | None
     members: Known[list[ObservedMember]] | None
 

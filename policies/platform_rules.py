@@ -14,7 +14,7 @@ config), and a team stack previewed with the platform's file is denied by the fl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Protocol, TypeVar
@@ -22,7 +22,7 @@ from typing import Protocol, TypeVar
 from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, StackValidationArgs
 
 from fleet.permissions import PermissionSet
-from policies.access import KeyView, MemberView, RoleView, TeamView, is_access_type
+from policies.access import AccessView, KeyView, MemberView, RoleView, TeamView, is_access_type
 from policies.instances import Unknown, current_stack
 from policies.names import PlatformRuleName
 from policies.platform_config import (
@@ -44,6 +44,7 @@ from policies.report import listing, render
 __all__ = ["PLATFORM_RULES", "PlatformRule"]
 
 C = TypeVar("C", bound=PlatformConfig)
+V = TypeVar("V", bound=AccessView)
 ADMIN_ROLES = ("owner", "manager")
 ADMIN_PERMISSION = "team_write"
 
@@ -59,6 +60,17 @@ def _config(model: type[C], rule: PlatformRuleName, args: ResourceValidationArgs
         report(config.message, None)
         return None
     return config
+
+
+def _resource_and_config(view: Callable[..., V | None], model: type[C], rule: PlatformRuleName,
+                         args: ResourceValidationArgs, report: ReportViolation) -> tuple[V, C] | None:
+    """The resource's view and the rule's block; None (after reporting a config problem) when there is nothing
+    more to check. Other resource types are not the rule's and are skipped before the config is read."""
+    found = view(resource_type=args.resource_type, name=args.name, urn=args.urn, props=args.props)
+    if found is None:
+        return None
+    config = _config(model, rule, args, found.stack, report)
+    return None if config is None else (found, config)
 
 
 @dataclass(frozen=True)
@@ -100,12 +112,10 @@ def key_permissions(args: ResourceValidationArgs, report: ReportViolation, today
     """A team's keys hold only the categories the platform allows (by default no billing, team or user write and
     no machine categories), and a preview key no write category at all."""
     rule = PlatformRuleName.KEY_PERMISSIONS
-    key = KeyView.of(resource_type=args.resource_type, name=args.name, urn=args.urn, props=args.props)
-    if key is None:
+    loaded = _resource_and_config(KeyView.of, KeyPermissionsConfig, rule, args, report)
+    if loaded is None:
         return
-    config = _config(KeyPermissionsConfig, rule, args, key.stack, report)
-    if config is None:
-        return
+    key, config = loaded
     kind = key.kind if isinstance(key.kind, str) else "(unknown kind)"
     fields = {"team": _team(key), "kind": kind, "stack": key.stack, "limit": listing(config.allowed_categories)}
     if not isinstance(key.permissions, PermissionSet):
@@ -121,12 +131,10 @@ def key_permissions(args: ResourceValidationArgs, report: ReportViolation, today
 def role_ceiling(args: ResourceValidationArgs, report: ReportViolation, today: date | None = None) -> None:
     """A custom role grants nothing beyond the platform's ceiling (a role is what a member's own keys can do)."""
     rule = PlatformRuleName.ROLE_CEILING
-    role = RoleView.of(resource_type=args.resource_type, name=args.name, urn=args.urn, props=args.props)
-    if role is None:
+    loaded = _resource_and_config(RoleView.of, RoleCeilingConfig, rule, args, report)
+    if loaded is None:
         return
-    config = _config(RoleCeilingConfig, rule, args, role.stack, report)
-    if config is None:
-        return
+    role, config = loaded
     ceiling = config.document()
     fields = {"team": _team(role), "role": role.role if isinstance(role.role, str) else args.name,
               "stack": role.stack, "limit": listing(f"api.{c}" for c in ceiling.grants)}
@@ -140,12 +148,10 @@ def role_ceiling(args: ResourceValidationArgs, report: ReportViolation, today: d
 def member_roles(args: ResourceValidationArgs, report: ReportViolation, today: date | None = None) -> None:
     """Members hold only the roles the platform allows for their team."""
     rule = PlatformRuleName.MEMBER_ROLES
-    member = MemberView.of(resource_type=args.resource_type, name=args.name, urn=args.urn, props=args.props)
-    if member is None:
+    loaded = _resource_and_config(MemberView.of, MemberRolesConfig, rule, args, report)
+    if loaded is None:
         return
-    config = _config(MemberRolesConfig, rule, args, member.stack, report)
-    if config is None:
-        return
+    member, config = loaded
     team = _team(member)
     allowed = config.allowed(team)
     if not isinstance(member.role, str) or member.role not in allowed:
@@ -158,11 +164,10 @@ def key_ip_allowlist(args: ResourceValidationArgs, report: ReportViolation, toda
     """A key usable from any address is a key anyone who copies it can use; advisory unless the platform file
     makes it mandatory (`"enforcementLevel": "mandatory"`)."""
     rule = PlatformRuleName.KEY_IP_ALLOWLIST
-    key = KeyView.of(resource_type=args.resource_type, name=args.name, urn=args.urn, props=args.props)
-    if key is None:
+    loaded = _resource_and_config(KeyView.of, KeyIpAllowlistConfig, rule, args, report)
+    if loaded is None:
         return
-    if _config(KeyIpAllowlistConfig, rule, args, key.stack, report) is None:
-        return
+    key, _config_block = loaded
     if isinstance(key.ip_allowlist, list) and key.ip_allowlist:
         return
     report(render(rule, "missing", team=_team(key), kind=key.kind, stack=key.stack), None)

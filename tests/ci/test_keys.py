@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from fleet.access_fields import recipient_env
 from fleet.envelope import seal
+from tests.e2e.test_s3_backend import AWS_ENV, BUCKET, backend_url, s3_endpoint  # noqa: F401 (the fixture)
 from tests.secrets_sweep import record_api_key
 from vastclient import API_KEY_ENV
 from vastguard.keys import (
@@ -178,34 +176,19 @@ def test_only_commands_that_need_a_key_of_stacks_that_take_one_get_it(tmp_path: 
                       "platform stack platform"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
-def s3_backend() -> Iterator[tuple[str, Any]]:
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                          aws_secret_access_key="testing")
-        s3.create_bucket(Bucket="state")
-        yield f"s3://state?endpoint={endpoint}&s3ForcePathStyle=true&region=us-east-1", s3
-    finally:
-        server.stop()
+def s3_backend(s3_endpoint: str) -> tuple[str, Any]:  # noqa: F811
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                      aws_secret_access_key="testing")
+    return backend_url(s3_endpoint), s3
 
 
 def test_the_envelope_is_read_from_an_s3_backend_too(s3_backend: tuple[str, Any],
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     url, s3 = s3_backend
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+    for name, value in AWS_ENV.items():
         monkeypatch.setenv(name, value)
-    s3.put_object(Bucket="state", Key=".pulumi/meta.yaml", Body=b"version: 1\n")
-    s3.put_object(Bucket="state", Key=".pulumi/stacks/vastguard/platform.json", Body=checkpoint(envelopes()))
+    s3.put_object(Bucket=BUCKET, Key=".pulumi/meta.yaml", Body=b"version: 1\n")
+    s3.put_object(Bucket=BUCKET, Key=".pulumi/stacks/vastguard/platform.json", Body=checkpoint(envelopes()))
     delivered = deliver(SOURCE, "deploy", backend_url=url, project="vastguard", environ=SECRETS)
     assert delivered.key == KEYS["deploy"]

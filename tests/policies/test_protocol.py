@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from policies.names import RuleName
+from policies.platform_rules import PLATFORM_RULES, PlatformRule
 from policies.report import dollars, pattern
-from policies.platform_rules import PLATFORM_RULES
-from policies.rules import RULES
+from policies.rules import RULES, Rule
 from tests.policies.fakes import UNKNOWN_NUMBER, UNKNOWN_STRING, contract_cost, inputs, outputs, quote
 from tests.policies.harness import AnalyzerProcess, Diagnostic, Resource, advisory, mandatory, team_file
 
@@ -48,7 +48,8 @@ def test_the_pack_describes_every_rule_with_its_level_and_schema(pack_for: Start
     assert info.name == "vastguard"
     served = {p.name: p for p in info.policies}
     assert list(served) == [r.name.value for r in RULES] + [r.name.value for r in PLATFORM_RULES]
-    for rule in [*RULES, *PLATFORM_RULES]:
+    registered: list[Rule | PlatformRule] = [*RULES, *PLATFORM_RULES]
+    for rule in registered:
         policy = served[rule.name.value]
         assert policy.description == rule.description
         assert policy.enforcementLevel == (1 if rule.level.value == "mandatory" else 0)
