@@ -56,7 +56,6 @@ KEY_FROM_CONFIG = "vastguard:keyFrom"
 """In a team stack: the platform stack whose envelopes deliver its keys (e.g. `platform`)."""
 
 
-
 def set_team_key_command(team: str) -> str:
     """How the platform stores a team's bootstrap key (it prompts, or reads stdin; never the key in argv)."""
     return f"pulumi config set --secret --path '{TEAM_KEYS_CONFIG}.{team}'"
