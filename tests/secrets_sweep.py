@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import contextlib
 import fnmatch
 import functools
@@ -57,6 +58,7 @@ import shutil
 import socket
 import struct
 import tempfile
+import threading
 import time
 import zlib
 from collections import Counter
@@ -573,7 +575,12 @@ _chain()
 
 
 class ChildJournal:
-    """The receiving end: a datagram socket in a private temp dir, and that dir on the children's PYTHONPATH."""
+    """The receiving end: a datagram socket in a private temp dir, and that dir on the children's PYTHONPATH.
+
+    A thread reads the socket as messages arrive: Linux queues at most `net.unix.max_dgram_qlen` (10 by default)
+    datagrams for a reader that is not reading, and a child's non-blocking send of the eleventh is dropped. A
+    child that makes a dozen keys within one test (the demo's platform stack) would otherwise escape the sweep with
+    every key and salt after the tenth."""
 
     def __init__(self) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="vg-sweep-"))
@@ -584,21 +591,36 @@ class ChildJournal:
         self.path = self.directory / "journal.sock"
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(str(self.path))
-        self.sock.setblocking(False)
+        self.sock.settimeout(0.2)
+        self._received: collections.deque[bytes] = collections.deque()
+        self._closing = threading.Event()
+        self._reader = threading.Thread(target=self._read, name="secrets-sweep-journal", daemon=True)
+        self._reader.start()
         self._saved = {name: os.environ.get(name) for name in (SOCKET_ENV, "PYTHONPATH")}
         os.environ[SOCKET_ENV] = str(self.path)
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(self.directory), self._saved["PYTHONPATH"]) if p)
 
+    def _read(self) -> None:
+        while not self._closing.is_set():
+            try:
+                self._received.append(self.sock.recv(65536))
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
     def drain(self) -> Iterator[tuple[str, str]]:
         while True:
             try:
-                message = self.sock.recv(65536)
-            except (BlockingIOError, OSError):
+                message = self._received.popleft()
+            except IndexError:
                 return
             kind, _, value = message.partition(b"\0")
             yield kind.decode(), value.decode("utf-8", "surrogateescape")
 
     def close(self) -> None:
+        self._closing.set()
+        self._reader.join(timeout=5)
         for name, value in self._saved.items():
             if value is None:
                 os.environ.pop(name, None)

@@ -336,3 +336,29 @@ def test_real_engine_logs_decrypt_and_hold_the_key_only_where_pulumi_puts_secret
     assert [leak for leak, held in findings if held is None] == []
     # The engine dumps the stack's config as properties, the key inside its secret envelope: the decoder sees it.
     assert any(held == ENGINE_LOG_SECRET for _, held in findings), findings
+
+
+def test_every_key_a_child_issues_is_swept_even_a_dozen_at_once(pytester: pytest.Pytester) -> None:
+    # Linux queues 10 datagrams for a socket nobody reads (net.unix.max_dgram_qlen): the demo's platform stack
+    # makes more keys than that within one test, and the sweep must hear every one, the last one too.
+    result = inner_session(pytester, f"""
+import subprocess, sys
+
+CHILD = '''
+import sys
+from emulator import EmulatorServer
+from emulator.testing import make_account
+with EmulatorServer(port=0, seed=1, provision_delay=0, rate_limits=False) as srv:
+    accounts = [make_account(srv) for _ in range(15)]
+open(sys.argv[1], "w").write(accounts[-1].api_key)
+'''
+
+def test_child(tmp_path):
+    subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "child-leak.txt")], cwd={str(ROOT)!r},
+                   check=True, timeout=60)
+""")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([
+        "*secrets sweep FAILED: 1 leak(s) of 1 API key(s); 15 API keys swept*",
+        "  key sha256:* (raw) in */test_child0/child-leak.txt",
+    ])
