@@ -14,6 +14,11 @@
   runs the pack against the stack's current state, so an exception that expired or a limit lowered since the
   last deploy is reported the next morning; exits 1 on a mandatory finding.
 - `vastguard ci up --stack TEAM`: `pulumi up` with the same pack and config; appends the deployed cost.
+
+A team stack that takes its keys from the platform stack (`vastguard:keyFrom`) previews with its preview key and
+deploys with its deploy key, opened from the platform's envelopes (vastguard/keys.py); `set-key` has nothing to
+set for it. `--stack platform` (the stack declaring `vastguard:platform`) is judged by policies/platform.json;
+`changed` lists team stacks only.
 """
 
 from __future__ import annotations
@@ -71,8 +76,8 @@ def changed_teams(paths: Iterable[str], teams: Iterable[str]) -> list[str]:
             continue
         if (m := _STACK_FILE.match(path)) or (m := _TEAM_FILE.match(path)):
             hit.add(m[1])
-        elif path == "policies/teams/_template.json":
-            continue
+        elif path in ("policies/teams/_template.json", "policies/platform.json"):
+            continue  # onboarding's template, the platform stack's own file: no team's preview changes
         elif path in SHARED_FILES or path.startswith(SHARED_PREFIXES):
             return all_teams
     return [t for t in all_teams if t in hit]

@@ -26,6 +26,7 @@ TEAMS = ["data-science", "ml-engineering", "ml-research"]
     (["requirements.lock"], TEAMS),
     (["Pulumi.yaml"], TEAMS),
     (["stacks/Pulumi.gone.yaml"], []),  # a removed team's stack: nothing to preview
+    (["stacks/Pulumi.platform.yaml", "policies/platform.json"], []),  # the platform stack is no team
 ])
 def test_changed_teams(paths: list[str], expected: list[str]) -> None:
     assert ci.changed_teams(paths, TEAMS) == expected

@@ -271,3 +271,21 @@ def test_the_seed_platform_file_is_valid_and_its_mistakes_are_named() -> None:
     bad_ceiling = {**PLATFORM, "vast-platform-role-ceiling": {"stack": "platform", "ceiling": {"api": {"x": {}}}}}
     with pytest.raises(PlatformFileError, match=r"ceiling\.api\.x: unknown category"):
         parse_platform_file(bad_ceiling, source="platform.json")
+
+
+def test_the_served_pack_makes_the_allow_list_mandatory_when_the_platform_file_says_so() -> None:
+    """Advisory by default, mandatory by config: Pulumi's own `enforcementLevel` in policies/platform.json."""
+    from tests.policies.harness import AnalyzerProcess, Resource
+
+    unfenced = Resource("ml-research-key-deploy", key(), STACK, type=API_KEY_TYPE)
+    with AnalyzerProcess(stack=STACK) as pack:
+        pack.configure(PLATFORM)
+        assert [(d.policy, d.level) for d in pack.analyze(unfenced)] == [
+            ("vast-platform-key-ip-allowlist", "advisory")]
+        strict = {**PLATFORM, "vast-platform-key-ip-allowlist": {
+            **PLATFORM["vast-platform-key-ip-allowlist"], "enforcementLevel": "mandatory"}}
+        pack.configure(strict)
+        assert [(d.policy, d.level) for d in pack.analyze(unfenced)] == [
+            ("vast-platform-key-ip-allowlist", "mandatory")]
+        fenced = Resource("ml-research-key-deploy", key(ip_allowlist=["203.0.113.0/24"]), STACK, type=API_KEY_TYPE)
+        assert pack.analyze(fenced) == []

@@ -13,7 +13,7 @@ import pytest
 from pulumi.runtime import rpc
 
 from emulator import EmulatorServer
-from emulator.testing import Control, EmulatorAccount, EmulatorTeam, make_account, make_team_key
+from emulator.testing import Control, EmulatorAccount, EmulatorTeam, make_account, make_team, make_team_key
 from fleet.access_fields import recipient_env
 from fleet.api_key import ApiKeyInputs
 from fleet.envelope import Envelope, SealedFor, open_envelope
@@ -280,3 +280,19 @@ def test_a_key_whose_envelope_cannot_be_sealed_is_revoked_before_the_create_fail
     with pytest.raises(ProviderError, match="VASTGUARD_PREVIEW_SECRET_ML_RESEARCH is not set"):
         without.create(inputs)
     assert [k.name for k in world.client().list_api_keys()] == ["console"]
+
+
+def test_a_team_made_in_the_console_is_adopted_by_its_id_and_nothing_is_created(world: World) -> None:
+    made = make_team(world.emulator, world.owner, name="made-in-console")
+    key = make_team_key(world.emulator, made)
+    world.settings = AccessSettings(personal_key=world.owner.api_key, base_url=world.emulator.url,
+                                    team_keys={"vision": key})
+    teams_before = sorted(a.id for a in world.emulator.market.state.accounts.values() if a.kind == "team")
+    adopted = world.configured(VastTeamProvider()).create(
+        {"team": "vision", "vast_name": "made-in-console", "adopt_team_id": made.id})
+    assert int(adopted.id) == made.id and adopted.outs["bootstrapped"] is True
+    assert sorted(a.id for a in world.emulator.market.state.accounts.values() if a.kind == "team") == teams_before
+    # An id the team's key does not act in is refused: nothing is adopted on a wrong id.
+    with pytest.raises(ProviderError, match=r"acts in Vast account \d+, not in team vision"):
+        world.configured(VastTeamProvider()).create(
+            {"team": "vision", "vast_name": "made-in-console", "adopt_team_id": made.id + 999})
