@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, StackValidationArgs
 
@@ -40,6 +40,7 @@ from policies.platform_config import (
     load_platform,
 )
 from policies.report import listing, render
+from policies.rules import ResourceRule, StackRule
 
 __all__ = ["PLATFORM_RULES", "PlatformRule"]
 
@@ -283,24 +284,16 @@ def undeclared_members(args: StackValidationArgs, report: ReportViolation, today
 # ---------------------------------------------------------------------------------------------------------
 
 
-class _ResourceRule(Protocol):
-    def __call__(self, args: ResourceValidationArgs, report: ReportViolation, today: date | None = None) -> None:
-        ...
-
-
-class _StackRule(Protocol):
-    def __call__(self, args: StackValidationArgs, report: ReportViolation, today: date | None = None) -> None:
-        ...
-
-
 @dataclass(frozen=True)
 class PlatformRule:
+    """One platform policy, registered like a fleet rule (policies.rules.Rule), with its own names and blocks."""
+
     name: PlatformRuleName
     description: str
     level: EnforcementLevel
     config: type[PlatformConfig]
-    resource: _ResourceRule | None = None
-    stack: _StackRule | None = None
+    resource: ResourceRule | None = None
+    stack: StackRule | None = None
 
 
 MANDATORY = EnforcementLevel.MANDATORY
