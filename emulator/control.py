@@ -28,6 +28,7 @@ from emulator.keys import parse_permissions
 from emulator.results import ClockReading, Health, OfferQuote, Reseeded, StateDump, UserView
 from emulator.state import Account, ApiKey, EmulatorConfig, Instance, Invitation, MarketState, RaceRule, key_digest
 from emulator.teams import TeamOperations
+from emulator.utilization import GpuUtilBody, curve_of
 from fleet.permissions import InvalidPermissions, KeyParams
 
 
@@ -237,6 +238,17 @@ class ControlOperations(TeamOperations):
                 inst.status_msg = body.status_msg
             self._touch()
             return inst.model_copy()
+
+    def set_gpu_util(self, instance_id: int, body: GpuUtilBody) -> tuple[Instance, float]:
+        """The instance's GPU utilisation from now on, as a curve over virtual time (emulator.utilization)."""
+        with self.lock:
+            now = self._sync()
+            inst = self.state.instances.get(instance_id)
+            if inst is None or inst.destroyed_at is not None:
+                raise NoSuchInstance(instance_id)
+            inst.gpu_util = curve_of(body, now)
+            self._touch()
+            return inst.model_copy(), now
 
     def force_state_at(self, instance_id: int, body: ForceStateBody) -> tuple[Instance, float]:
         with self.lock:

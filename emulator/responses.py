@@ -54,6 +54,7 @@ from emulator.models import MarketBackend
 from emulator.query import parse_charges, parse_instance_list, parse_search
 from emulator.results import ClockReading, UserView
 from emulator.state import Account, Demand
+from emulator.utilization import GpuUtilBody
 from emulator.views import (
     api_key_row,
     audit_row,
@@ -551,6 +552,11 @@ def add_demand(call: Call) -> Response:
 def end_demand(call: Call) -> Response:
     demand = call.market.end_demand(call.int_param("demand_id"))
     return ok({"success": True, "demand": demand.model_dump(mode="json")})
+
+
+def set_gpu_util(call: Call) -> Response:
+    inst, now = call.market.set_gpu_util(call.int_param("instance_id"), call.body(GpuUtilBody))
+    return ok({"success": True, "instance": instance_row(inst, now)})
 
 
 def list_races(call: Call) -> Response:

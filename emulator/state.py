@@ -179,6 +179,7 @@ class Instance(BaseModel):
     running_since: float | None = None
     outbid_since: float | None = None  # a bid instance paused by the market (not by its owner) since then
     ssh_port: int
+    gpu_util: list[tuple[float, float]] = Field(default_factory=list)  # a curve (emulator.utilization)
 
     @property
     def storage_per_hour(self) -> Decimal:

@@ -147,6 +147,10 @@ class Control:
     def end_demand(self, demand_id: int) -> Any:
         return self.call("DELETE", f"/demand/{demand_id}")["demand"]
 
+    def gpu_util(self, instance_id: int, **body: Any) -> Any:
+        """`points=[{"at": ..., "util": ...}, ...]` (a curve over virtual time) or `util=x` (constant from now)."""
+        return self.call("POST", f"/instances/{instance_id}/gpu_util", body)["instance"]
+
     def account(self, account_id: int) -> Any:
         """Any account's record and balance (a team's too)."""
         return self.call("GET", f"/accounts/{account_id}")["account"]

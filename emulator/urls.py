@@ -107,6 +107,7 @@ ROUTES: tuple[Route, ...] = (
     _route("GET", "/_emulator/demand", "control", r.list_demand),
     _route("POST", "/_emulator/demand", "control", r.add_demand),
     _route("DELETE", r"/_emulator/demand/(?P<demand_id>\d+)", "control", r.end_demand),
+    _route("POST", f"/_emulator/instances/{_ID}/gpu_util", "control", r.set_gpu_util),
     _route("GET", "/_emulator/races", "control", r.list_races),
     _route("POST", "/_emulator/races", "control", r.add_race),
     _route("DELETE", "/_emulator/races", "control", r.clear_races),

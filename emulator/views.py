@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from emulator import billing
+from emulator.utilization import util_at
 
 if TYPE_CHECKING:
     from emulator.results import ChargeLine, OfferQuote, UserView
@@ -133,7 +134,7 @@ def instance_row(inst: Instance, now: float) -> dict[str, Any]:
         "num_gpus": o.num_gpus,
         "gpu_ram": o.gpu_ram,
         "gpu_totalram": o.gpu_ram * o.num_gpus,
-        "gpu_util": 0.0 if running else None,
+        "gpu_util": round(util_at(inst.gpu_util, now), 4) if running else None,
         "gpu_temp": 40.0 if running else None,
         "gpu_arch": "nvidia",
         "compute_cap": o.compute_cap,

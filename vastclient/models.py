@@ -18,7 +18,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
 
+from fleet.budget import ChargeRow, LiveRate, live_rate
+from fleet.labels import stack_of
 from fleet.permissions import InvalidPermissions, KeyParams, PermissionSet
+from fleet.spend import LiveInstance, live_instance
 
 __all__ = [
     "FAILED_STATUSES",
@@ -165,6 +168,7 @@ class Instance(_VastModel):
     geolocation: OptStr = None
     extra_env: Annotated[dict[str, str], BeforeValidator(_env_pairs)] = Field(default_factory=dict)
     onstart: OptStr = None
+    gpu_util: OptFloat = Field(default=None, description="GPU utilisation now, a fraction (None: not running)")
 
     @property
     def phase(self) -> InstancePhase:
@@ -180,6 +184,16 @@ class Instance(_VastModel):
         if status in FAILED_STATUSES:
             return "failed"
         return "pending"
+
+    def live_rate(self) -> LiveRate:
+        """What it bills now, for a budget's accrual and committed storage (`fleet.budget`)."""
+        return live_rate(instance_id=self.id, running=self.actual_status == "running", dph_total=self.dph_total,
+                         storage_cost=self.storage_cost, disk_gb=self.disk_space, since=self.start_date)
+
+    def live(self) -> LiveInstance:
+        """As a spend reading lists it (`fleet.spend`): its status, price, stack and the guard's pause mark."""
+        return live_instance(instance_id=self.id, status=self.actual_status, num_gpus=self.num_gpus,
+                             dph_total=self.dph_total, label=self.label, stack=stack_of(self.label))
 
 
 _PHASE_ORDER: dict[InstancePhase, int] = {"running": 0, "pending": 1, "stopped": 2, "failed": 3}
@@ -209,6 +223,8 @@ class ChargeItem(_VastModel):
     quantity: OptDecimal = Field(default=None, description="hours (a gpu item: running hours, at its rate)")
     start: OptFloat = None
     end: OptFloat = None
+    quantity: OptDecimal = Field(default=None, description="hours billed (gpu, disk)")
+    rate: OptDecimal = Field(default=None, description="$/h")
     items: list[ChargeItem] = Field(default_factory=list)
 
     @field_validator("items", mode="before")
@@ -249,6 +265,14 @@ class Charge(_VastModel):
         if match is None or match["kind"] != "instance":
             return None
         return int(match["id"])
+
+    def budget_row(self) -> ChargeRow:
+        """The charge as a budget apportions it (`fleet.budget.row_share`): its GPU and storage items."""
+        gpu = next((i for i in self.items if i.type == "gpu"), None)
+        disk = next((i for i in self.items if i.type == "disk"), None)
+        return ChargeRow(instance_id=self.instance_id, amount=self.amount, start=self.start, end=self.end,
+                         gpu=gpu.amount if gpu else None, gpu_rate=gpu.rate if gpu else None,
+                         disk=disk.amount if disk else None)
 
 
 class User(_VastModel):
