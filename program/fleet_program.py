@@ -1,17 +1,49 @@
-"""Declare a team's fleet from its stack config (stacks/Pulumi.<team>.yaml)."""
+"""Declare a team's fleet from its stack config (stacks/Pulumi.<team>.yaml), and its spend reading."""
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pulumi
 
+from fleet.budget import WINDOW_KINDS, WindowKind
 from fleet.costs import CostBasis, fleet_cost
 from fleet.declaration import FleetError, parse_fleet
+from fleet.spend import TEAM_SPEND_NAME, TeamSpendInputs
+from policies.names import RuleName
+from providers.team_spend import TeamSpend
 from providers.vast_instance import Instance
 
 EXPORTED_FIELDS = ("gpu_name", "num_gpus", "state", "status", "instance_id", "dph_total", "storage_cost",
                    "disk_gb", "quote", "ssh_host", "ssh_port", "public_ip", "max_dph")
+TEAM_FILES_ENV = "VASTGUARD_TEAM_FILES"
+"""The directory of the platform's team files (default: `policies/teams` of the project being run)."""
+
+
+def spend_windows(team_file: Mapping[str, Any] | None) -> tuple[str, tuple[WindowKind, ...]]:
+    """The time zone and the windows to read, as the team's file sets its budgets: the day always, the month when
+    it has a monthly budget. Without a readable file: UTC and both (the pack checks the time zone against the
+    file it is given, and denies a reading in another one)."""
+    if team_file is None:
+        return "UTC", WINDOW_KINDS
+    actual = team_file.get(RuleName.ACTUAL_SPEND.value)
+    timezone = actual.get("timezone", "UTC") if isinstance(actual, Mapping) else "UTC"
+    monthly = team_file.get(RuleName.MONTHLY_BUDGET.value)
+    has_month = isinstance(monthly, Mapping) and monthly.get("monthly_budget") is not None
+    return (timezone if isinstance(timezone, str) else "UTC"), (("day", "month") if has_month else ("day",))
+
+
+def _team_file(team: str) -> Mapping[str, Any] | None:
+    directory = Path(os.environ.get(TEAM_FILES_ENV) or Path.cwd() / "policies" / "teams")
+    try:
+        raw = json.loads((directory / f"{team}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return raw if isinstance(raw, Mapping) else None
 
 
 def run() -> dict[str, Instance]:
@@ -23,6 +55,10 @@ def run() -> dict[str, Instance]:
         # RunError: Pulumi prints the message alone, without a Python traceback.
         raise pulumi.RunError(str(err)) from None
 
+    # Declared first, so that its check (one listing, one charges query) runs before any instance's create and
+    # the listing it takes serves the creates' adoption checks too.
+    timezone, windows = spend_windows(_team_file(fleet.team))
+    TeamSpend(TEAM_SPEND_NAME, TeamSpendInputs(team=fleet.team, stack=stack, timezone=timezone, windows=windows))
     instances = {name: Instance(name, spec) for name, spec in fleet.instances().items()}
 
     def describe(inst: Instance) -> pulumi.Output[dict[str, Any]]:

@@ -178,6 +178,7 @@ class InstanceBoard:
         self._fetching = False
         self._local = threading.local()
         self._account: list[Instance] | None = None
+        self._account_server_time: float | None = None
         self._account_lock = threading.Lock()
 
     @property
@@ -249,11 +250,21 @@ class InstanceBoard:
         One listing suffices: an instance an earlier, interrupted process rented is on it (that process ended
         before this one started: the backend's lock keeps updates of a stack apart), and an instance this
         process rents is tracked by the create that rented it."""
+        return [i for i in self.account_listing() if tag_of(i.label) == tag]
+
+    def account_listing(self) -> list[Instance]:
+        """The account's instances from the one whole-account listing this process takes (the adoption checks'
+        and the spend reading's: a preview reads its team's spend from it, and an up adopts from it)."""
         with self._account_lock:
             if self._account is None:
                 self._account = self._client.list_instances()
-            account = self._account
-        return [i for i in account if tag_of(i.label) == tag]
+                self._account_server_time = self._client.last_server_time
+            return list(self._account)
+
+    @property
+    def account_listed_at(self) -> float | None:
+        """Vast's clock when that listing was taken."""
+        return self._account_server_time
 
 
 class Session:
