@@ -17,11 +17,9 @@ from fleet.permissions import InvalidPermissions, PermissionSet
 from fleet.team import TEAM_TYPE, ObservedMember, TeamOutputs
 from fleet.team_member import TEAM_MEMBER_TYPE, TeamMemberOutputs
 from fleet.team_role import TEAM_ROLE_TYPE, TeamRoleOutputs
-from policies.instances import UNKNOWN, Known, Unknown, current_stack, plain, stack_of
+from policies.instances import ACCESS_TYPES, UNKNOWN, Known, Unknown, current_stack, plain, stack_of
 
 __all__ = ["ACCESS_TYPES", "AccessView", "KeyView", "MemberView", "RoleView", "TeamView", "is_access_type"]
-
-ACCESS_TYPES = frozenset({TEAM_TYPE, TEAM_ROLE_TYPE, TEAM_MEMBER_TYPE, API_KEY_TYPE})
 
 
 def is_access_type(resource_type: str) -> bool:

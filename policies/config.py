@@ -38,11 +38,14 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from fleet.budget import UnknownTimezoneError, zone
 from fleet.declaration import TEAM_NAME
 from policies.names import RuleName
 from policies.report import render
 
 __all__ = [
+    "ActualSpendConfig",
+    "BudgetEnforcementConfig",
     "Config",
     "ConfigProblem",
     "DailyBudgetConfig",
@@ -52,6 +55,7 @@ __all__ = [
     "GpuAllowListConfig",
     "Grant",
     "HostMinReliabilityConfig",
+    "IdlePolicy",
     "ImageAllowedRegistriesConfig",
     "InstanceMaxDphConfig",
     "MaxGpusConfig",
@@ -60,6 +64,7 @@ __all__ = [
     "MonthlyBudgetConfig",
     "NamedGrant",
     "PolicyExceptionsConfig",
+    "PrepaidPolicy",
     "TeamBindingConfig",
     "VerifiedHostsOnlyConfig",
     "config_schema",
@@ -222,6 +227,54 @@ class MaxHourlyBurnConfig(Limited[Amount]):
     max_hourly_burn: Amount | None = Field(default=None, description="cap on the stack's total $/h; null = none")
 
 
+def _timezone(value: str) -> str:
+    try:
+        zone(value)
+    except UnknownTimezoneError as err:
+        raise ValueError(str(err)) from None
+    return value
+
+
+Timezone = Annotated[str, AfterValidator(_timezone), WithJsonSchema({"type": "string", "pattern": r"^\S+$"})]
+WholeMinutes = Annotated[int, Field(ge=1, le=7 * 24 * 60), BeforeValidator(_json_number)]
+
+
+class ActualSpendConfig(Config):
+    timezone: Timezone = Field(
+        default="UTC", description="the team's budget windows: days and calendar months in this IANA time zone")
+
+
+class IdlePolicy(BaseModel):
+    """dstack's utilization_policy, for the guard: a GPU under `max_gpu_util` for `minutes` is idle."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    max_gpu_util: Share = Field(description="a running instance whose gpu_util stays below this fraction ...")
+    minutes: WholeMinutes = Field(description="... for this long is idle")
+    action: Literal["report", "stop"] = Field(default="report", description="report it, or stop it (disk kept)")
+
+
+class PrepaidPolicy(BaseModel):
+    """Prepaid credit: `vastguard budget allocate` keeps the team's Vast team balance at what is left of the
+    period's budget (less the storage its disks will bill by the period's end)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    period: Literal["day", "month"] = Field(
+        default="month", description="month: vast-monthly-budget.monthly_budget; day: vast-daily-budget")
+    reclaim: StrictBool = Field(default=True, description="take back what a period left unused")
+
+
+class BudgetEnforcementConfig(Config):
+    action: Literal["alert", "pause"] = Field(
+        default="alert", description="at 100% of a budget the guard alerts, or pauses the team (stops its "
+                                     "running instances until the window resets)")
+    warn_share: Annotated[float, Field(gt=0, le=1), BeforeValidator(_json_number)] = Field(
+        default=0.8, description="the guard alerts from this share of a budget")
+    idle: IdlePolicy | None = Field(default=None, description="idle GPUs: null = not watched")
+    prepaid: PrepaidPolicy | None = Field(default=None, description="prepaid credit mode: null = off")
+
+
 class PolicyExceptionsConfig(Config):
     exceptions: list[NamedGrant] = Field(
         default_factory=list, description="every exception granted in this file, reported by this policy")
@@ -236,7 +289,8 @@ def _inline(node: Any, defs: Mapping[str, Any]) -> Any:
     if isinstance(node, dict):
         if "$ref" in node:
             return _inline(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
-        return {k: _inline(v, defs) for k, v in node.items() if k not in ("title", "$defs")}
+        # Nested blocks (the guard's `idle`, `prepaid`) mark nothing required either: the rule explains.
+        return {k: _inline(v, defs) for k, v in node.items() if k not in ("title", "$defs", "required")}
     if isinstance(node, list):
         return [_inline(v, defs) for v in node]
     return node

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Final, TypeAlias, TypeVar, cast
@@ -35,8 +35,15 @@ from pulumi_policy.proxy import (
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
+from fleet.api_key import API_KEY_TYPE
 from fleet.costs import Cost, CostBasis, InstanceEstimate, Rate, estimate_instance, money
 from fleet.instance import INSTANCE_TYPE, InstanceOutputs, InstanceSpec, Quote
+from fleet.spend import TEAM_SPEND_TYPE, SpendReading, TeamSpendRecord
+from fleet.team import TEAM_TYPE
+from fleet.team_member import TEAM_MEMBER_TYPE
+from fleet.team_role import TEAM_ROLE_TYPE
+from policies.config import Config, ConfigProblem, load
+from policies.names import RuleName
 
 __all__ = [
     "INSTANCE_TYPE",
@@ -44,10 +51,12 @@ __all__ = [
     "UNKNOWN",
     "FleetEstimate",
     "InstanceView",
+    "SpendView",
     "Unknown",
     "estimate_fleet",
     "is_unknown",
     "plain",
+    "spend_of",
     "stack_of",
 ]
 
@@ -284,3 +293,62 @@ def estimate_fleet(views: Iterable[InstanceView]) -> FleetEstimate:
             estimates.append((view.name, estimate))
     total = sum((e.hourly for _, e in estimates), Decimal(0))
     return FleetEstimate(cost=Cost.from_hourly(total), instances=tuple(estimates), unbounded=tuple(unbounded))
+
+
+@dataclass(frozen=True)
+class SpendView:
+    """The stack's `vastai:TeamSpend` (`fleet.spend`), as the budget rules read it: its reading when it has a
+    known one, else what is wrong (`problem`: the message key of `vast-actual-spend`)."""
+
+    urn: str | None
+    team: str | None
+    timezone: str | None
+    reading: SpendReading | None
+    problem: str | None = None  # "missing", "invalid", "unknown"
+
+    @property
+    def known(self) -> SpendReading | None:
+        return self.reading if self.problem is None else None
+
+
+def spend_of(resources: Iterable[Any]) -> SpendView:
+    """The stack's spend reading: from the one `vastai:TeamSpend` resource the program declares per team stack."""
+    found = [r for r in resources if r.resource_type == TEAM_SPEND_TYPE]
+    if not found:
+        return SpendView(urn=None, team=None, timezone=None, reading=None, problem="missing")
+    resource = found[0]
+    values = plain(resource.props)
+    try:
+        record = TeamSpendRecord.model_validate(values if isinstance(values, Mapping) else {})
+    except ValidationError:
+        return SpendView(urn=resource.urn, team=None, timezone=None, reading=None, problem="invalid")
+    reading = record.reading
+    if reading is None or reading.status != "known" or reading.read_at is None:
+        return SpendView(urn=resource.urn, team=record.team, timezone=record.timezone, reading=reading,
+                         problem="unknown")
+    return SpendView(urn=resource.urn, team=record.team, timezone=record.timezone, reading=reading)
+
+
+C = TypeVar("C", bound=Config)
+# The platform rules' resources (policies.access, which imports this module, reads them).
+ACCESS_TYPES: Final = frozenset({TEAM_TYPE, TEAM_ROLE_TYPE, TEAM_MEMBER_TYPE, API_KEY_TYPE})
+
+
+def stack_and_config(model: type[C], rule: RuleName, args: Any, report: Callable[[str, str | None], None]
+                     ) -> tuple[str, list[InstanceView], C] | None:
+    """A stack rule's stack, its instances and its block; None (after reporting any config problem) when there
+    is nothing more to check. The platform stack (Vast access, no instance) is the platform rules'
+    (policies/platform_rules.py): a stack with access resources and instances is judged by both, so neither kind
+    of stack escapes its rules by declaring the other's."""
+    stack = current_stack(r.urn for r in args.resources)
+    views = [
+        view for r in args.resources
+        if (view := InstanceView.of(resource_type=r.resource_type, name=r.name, urn=r.urn, props=r.props))
+    ]
+    if not views and any(r.resource_type in ACCESS_TYPES for r in args.resources):
+        return None
+    config = load(model, args.get_config(), rule=rule, stack=stack)
+    if isinstance(config, ConfigProblem):
+        report(config.message, None)
+        return None
+    return stack, views, config

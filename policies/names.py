@@ -28,6 +28,8 @@ class RuleName(StrEnum):
     INTERRUPTIBLE_REQUIRED = "vast-interruptible-required"
     BID_CAP = "vast-bid-cap"
     ON_DEMAND_GPU_SHARE = "vast-on-demand-gpu-share"
+    ACTUAL_SPEND = "vast-actual-spend"
+    BUDGET_ENFORCEMENT = "vast-budget-enforcement"
 
 
 class PlatformRuleName(StrEnum):

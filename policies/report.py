@@ -127,6 +127,11 @@ MESSAGES: Mapping[RuleName, Mapping[str, str]] = {
         ),
     },
     RuleName.DAILY_BUDGET: {
+        "over-actual": (
+            "{team}: spent {spent} today + {projected} projected to {end} ({detail}) = {value} exceeds the daily "
+            "budget {limit}; lower count or max_dph in stacks/Pulumi.{stack}.yaml, stop instances, or request a "
+            "budget exception"
+        ),
         "over": (
             "{team}: estimated daily spend {value} ({detail}) exceeds the daily budget {limit}; "
             "lower count or max_dph in stacks/Pulumi.{stack}.yaml, stop instances, or request a budget exception"
@@ -137,12 +142,27 @@ MESSAGES: Mapping[RuleName, Mapping[str, str]] = {
         ),
     },
     RuleName.DAILY_BUDGET_WARNING: {
+        "near-actual": (
+            "{team}: spent {spent} today + {projected} projected to {end} ({detail}) = {value} is {share}% of the "
+            "daily budget {limit}, at or above the {warn}% warning level; stop idle instances or plan a budget "
+            "request"
+        ),
         "near": (
             "{team}: estimated daily spend {value} ({detail}) is {share}% of the daily budget {limit}, at or "
             "above the {warn}% warning level; stop idle instances or plan a budget request"
         ),
     },
     RuleName.MONTHLY_BUDGET: {
+        "over-actual": (
+            "{team}: spent {spent} this month + {projected} projected to {end} ({detail}) = {value} exceeds the "
+            "monthly budget {limit}; lower count or max_dph in stacks/Pulumi.{stack}.yaml, stop instances, or "
+            "request a budget exception"
+        ),
+        "unread": (
+            "{team}: the stack's spend reading has no month window, so the monthly budget {limit} cannot be judged "
+            "on actual spend; the program reads it when policies/teams/{team}.json sets vast-monthly-budget "
+            "(run it from the project root, or point VASTGUARD_TEAM_FILES at the team files)"
+        ),
         "over": (
             "{team}: estimated monthly spend {value} ({detail}, x 730 h) exceeds the monthly budget {limit}; "
             "lower count or max_dph in stacks/Pulumi.{stack}.yaml, stop instances, or request a budget exception"
@@ -193,6 +213,37 @@ MESSAGES: Mapping[RuleName, Mapping[str, str]] = {
             "{team}: stack {stack} rents {value} of its {total} GPUs on demand ({share}%; {detail}), more than the "
             "team's {limit}%; make groups interruptible (interruptible: true with a max_bid) in "
             "stacks/Pulumi.{stack}.yaml, or request an exception"
+        ),
+    },
+    RuleName.ACTUAL_SPEND: {
+        "missing": (
+            "{team}: stack {stack} declares no vastai:TeamSpend, so its budgets cannot be judged on actual spend; "
+            "deploy it with this repository's program (program/fleet_program.py declares one per team stack)"
+        ),
+        "invalid": (
+            "{team}: stack {stack}: its vastai:TeamSpend does not hold a spend reading this pack can read; run the "
+            "preview with this repository's program and provider"
+        ),
+        "unknown": (
+            "{team}: the team's actual spend is unknown ({reason}), and unknown spend is never counted as $0; fix "
+            "that and preview again, or (platform team) make vast-actual-spend advisory in "
+            "policies/teams/{team}.json"
+        ),
+        "team-mismatch": (
+            "{team}: stack {stack}'s spend reading is for team {value}, not {team}; set vastguard:team: {team} "
+            "in stacks/Pulumi.{stack}.yaml"
+        ),
+        "timezone": (
+            "{team}: stack {stack}'s spend was read for windows in {value}, but the team's budget windows are in "
+            "{limit} (vast-actual-spend.timezone in policies/teams/{team}.json); run the preview from the project "
+            "root (or point VASTGUARD_TEAM_FILES at the team files) so the program reads the team's file"
+        ),
+    },
+    RuleName.BUDGET_ENFORCEMENT: {
+        "paused": (
+            "{team}: {resource}: the budget guard paused the team for {value} (its budget ran out), so no GPU may "
+            "start before {limit}; keep it stopped until then, or lift the pause on the record with `vastguard "
+            "resume {team}`"
         ),
     },
     RuleName.POLICY_EXCEPTIONS: {

@@ -35,6 +35,8 @@ from policies.bids import (
     on_demand_gpu_share,
 )
 from policies.config import (
+    ActualSpendConfig,
+    BudgetEnforcementConfig,
     Config,
     ConfigProblem,
     DailyBudgetConfig,
@@ -61,11 +63,13 @@ from policies.instances import (
     InstanceView,
     QuoteView,
     Unknown,
-    current_stack,
     estimate_fleet,
+    spend_of,
 )
+from policies.instances import stack_and_config as _stack_and_config
 from policies.names import RuleName
 from policies.report import dollars, listing, render
+from policies.spend import actual_spend, budget_enforcement, judge
 
 __all__ = ["RULES", "Rule"]
 
@@ -94,26 +98,6 @@ def _instance_and_config(
         report(config.message, None)
         return None
     return view, config
-
-
-def _stack_and_config(
-    model: type[C], rule: RuleName, args: StackValidationArgs, report: ReportViolation
-) -> tuple[str, list[InstanceView], C] | None:
-    """The stack, its instances and the rule's block; None when there is nothing to judge. The platform stack
-    (Vast access, no instance) is the platform rules' (policies/platform_rules.py): a stack with access resources and
-    instances is judged by both, so neither kind of stack escapes its rules by declaring the other's."""
-    stack = current_stack(r.urn for r in args.resources)
-    views = [
-        view for r in args.resources
-        if (view := InstanceView.of(resource_type=r.resource_type, name=r.name, urn=r.urn, props=r.props))
-    ]
-    if not views and any(is_access_type(r.resource_type) for r in args.resources):
-        return None
-    config = load(model, args.get_config(), rule=rule, stack=stack)
-    if isinstance(config, ConfigProblem):
-        report(config.message, None)
-        return None
-    return stack, views, config
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -311,7 +295,13 @@ def daily_budget(args: StackValidationArgs, report: ReportViolation, today: date
     budget = max(money(v) for v in [config.daily_budget, *active_allows(config.exceptions, today or utc_today())])
     estimate = estimate_fleet(views)
     _report_unbounded(rule, estimate, config.team, dollars(budget), report)
-    if estimate.cost.daily > budget:
+    judged = judge("day", estimate, spend_of(args.resources), stack)
+    if judged is not None:
+        if judged.total > budget:
+            report(render(rule, "over-actual", team=config.team, stack=stack, spent=dollars(judged.spent),
+                          projected=dollars(judged.projected), end=judged.window.end_text,
+                          detail=judged.detail(estimate), value=dollars(judged.total), limit=dollars(budget)), None)
+    elif estimate.cost.daily > budget:
         report(render(rule, "over", team=config.team, stack=stack, value=dollars(estimate.cost.daily),
                       detail=estimate.basis_summary(), limit=dollars(budget)), None)
 
@@ -327,12 +317,18 @@ def daily_budget_warning(args: StackValidationArgs, report: ReportViolation, tod
     stack, views, config = loaded
     budget = money(config.daily_budget)
     estimate = estimate_fleet(views)
-    daily = estimate.cost.daily
+    judged = judge("day", estimate, spend_of(args.resources), stack)
+    daily = estimate.cost.daily if judged is None else judged.total
     if budget <= 0 or daily <= 0 or daily < budget * money(config.warn_share):
         return
     share = (daily / budget * 100).quantize(Decimal(1))
-    report(render(rule, "near", team=config.team, stack=stack, value=dollars(daily), detail=estimate.basis_summary(),
-                  share=share, limit=dollars(budget), warn=_number(config.warn_share * 100)), None)
+    fields = {"team": config.team, "stack": stack, "value": dollars(daily), "share": share, "limit": dollars(budget),
+              "warn": _number(config.warn_share * 100)}
+    if judged is None:
+        report(render(rule, "near", detail=estimate.basis_summary(), **fields), None)
+    else:
+        report(render(rule, "near-actual", spent=dollars(judged.spent), projected=dollars(judged.projected),
+                      end=judged.window.end_text, detail=judged.detail(estimate), **fields), None)
 
 
 def monthly_budget(args: StackValidationArgs, report: ReportViolation, today: date | None = None) -> None:
@@ -346,6 +342,16 @@ def monthly_budget(args: StackValidationArgs, report: ReportViolation, today: da
                                      *active_allows(config.exceptions, today or utc_today())])
     estimate = estimate_fleet(views)
     _report_unbounded(rule, estimate, config.team, dollars(budget), report)
+    spend = spend_of(args.resources)
+    judged = judge("month", estimate, spend, stack)
+    if judged is not None:
+        if judged.total > budget:
+            report(render(rule, "over-actual", team=config.team, stack=stack, spent=dollars(judged.spent),
+                          projected=dollars(judged.projected), end=judged.window.end_text,
+                          detail=judged.detail(estimate), value=dollars(judged.total), limit=dollars(budget)), None)
+        return
+    if spend.known is not None:
+        report(render(rule, "unread", team=config.team, stack=stack, limit=dollars(budget)), spend.urn)
     if estimate.cost.monthly > budget:
         report(render(rule, "over", team=config.team, stack=stack, value=dollars(estimate.cost.monthly),
                       detail=estimate.basis_summary(), limit=dollars(budget)), None)
@@ -455,13 +461,15 @@ RULES: Sequence[Rule] = (
          "Caps the number of GPUs over all the stack's instances at the team's maximum.",
          MANDATORY, MaxGpusConfig, stack=max_gpus),
     Rule(RuleName.DAILY_BUDGET,
-         "Keeps the stack's estimated daily spend (estimated $/h x 24) within the team's daily budget.",
+         "Keeps the team's spend today (actual so far + the stack's estimate to the day's end) within its "
+         "daily budget.",
          MANDATORY, DailyBudgetConfig, stack=daily_budget),
     Rule(RuleName.DAILY_BUDGET_WARNING,
-         "Warns when the stack's estimated daily spend reaches a share of the team's daily budget.",
+         "Warns when the team's spend today (actual + projected) reaches a share of its daily budget.",
          ADVISORY, DailyBudgetWarningConfig, stack=daily_budget_warning),
     Rule(RuleName.MONTHLY_BUDGET,
-         "Keeps the stack's estimated monthly spend (estimated $/h x 730) within the team's monthly budget.",
+         "Keeps the team's spend this month (actual so far + the stack's estimate to its end) within its "
+         "monthly budget.",
          MANDATORY, MonthlyBudgetConfig, stack=monthly_budget),
     Rule(RuleName.MAX_HOURLY_BURN,
          "Caps the stack's total estimated $/h at the team's burn limit.",
@@ -478,6 +486,12 @@ RULES: Sequence[Rule] = (
     Rule(RuleName.POLICY_EXCEPTIONS,
          "Reports the team's active and expired policy exceptions.",
          ADVISORY, PolicyExceptionsConfig, stack=policy_exceptions),
+    Rule(RuleName.ACTUAL_SPEND,
+         "Requires the team's actual spend in its budget windows (Vast's charges) to be known at preview.",
+         MANDATORY, ActualSpendConfig, stack=actual_spend),
+    Rule(RuleName.BUDGET_ENFORCEMENT,
+         "Denies starting GPUs while the budget guard has paused the team, until its budget window resets.",
+         MANDATORY, BudgetEnforcementConfig, stack=budget_enforcement),
 )
 
 RULES_BY_NAME = {rule.name: rule for rule in RULES}

@@ -26,6 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from policies.bids import BidCapConfig, InterruptibleRequiredConfig, OnDemandGpuShareConfig
 from policies.config import (
+    ActualSpendConfig,
+    BudgetEnforcementConfig,
     Config,
     DailyBudgetConfig,
     DailyBudgetWarningConfig,
@@ -97,6 +99,8 @@ class TeamFile(BaseModel):
     bid_cap: BidCapConfig = Field(alias=RuleName.BID_CAP.value)
     on_demand_gpu_share: OnDemandGpuShareConfig = Field(alias=RuleName.ON_DEMAND_GPU_SHARE.value)
     policy_exceptions: PolicyExceptionsConfig = Field(alias=RuleName.POLICY_EXCEPTIONS.value)
+    actual_spend: ActualSpendConfig = Field(alias=RuleName.ACTUAL_SPEND.value)
+    budget_enforcement: BudgetEnforcementConfig = Field(alias=RuleName.BUDGET_ENFORCEMENT.value)
 
     @model_validator(mode="before")
     @classmethod
@@ -129,6 +133,10 @@ class TeamFile(BaseModel):
             problems.append(
                 f"vast-daily-budget-warning.daily_budget ({self.daily_budget_warning.daily_budget:g}) differs "
                 f"from vast-daily-budget.daily_budget ({self.daily_budget.daily_budget:g}); make them equal")
+        prepaid = self.budget_enforcement.prepaid
+        if prepaid is not None and prepaid.period == "month" and self.monthly_budget.monthly_budget is None:
+            problems.append("vast-budget-enforcement.prepaid.period is month but vast-monthly-budget.monthly_budget "
+                            "is null: set a monthly budget, or use period day (the daily budget)")
         granted = {_grant_key(rule, g.allow, g) for rule, g in self.rule_grants()}
         listed = {_grant_key(g.rule, g.allow, g) for g in self.policy_exceptions.exceptions}
         for key in sorted(granted - listed, key=str):

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 from pulumi_policy import (
@@ -21,8 +22,10 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UNKNOWN_NUMBER_VALUE, UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
+from fleet.budget import WindowKind, window
 from fleet.costs import Cost, CostBasis, fleet_cost
 from fleet.instance import INSTANCE_TYPE, InstanceInputs, InstanceOutputs, Quote
+from fleet.spend import TEAM_SPEND_NAME, TEAM_SPEND_TYPE, LiveInstance, SpendReading, TeamSpendOutputs, WindowReading
 from policies.config import config_schema
 from policies.names import RuleName
 from policies.rules import RULES_BY_NAME
@@ -31,6 +34,7 @@ from tests.policies.harness import PROJECT, team_file
 UNKNOWN_NUMBER = UNKNOWN_NUMBER_VALUE
 UNKNOWN_STRING = UNKNOWN_STRING_VALUE
 TODAY = date(2026, 6, 15)
+MIDNIGHT = datetime(2026, 6, 15, tzinfo=UTC)
 
 
 def urn(stack: str, name: str, type_: str = INSTANCE_TYPE) -> str:
@@ -64,6 +68,26 @@ def outputs(team: str = "ml-engineering", *, dph_total: float = 0.40, **override
     return props
 
 
+def spend(team: str = "ml-engineering", *, stack: str | None = None, at: datetime = MIDNIGHT,
+          spent: dict[WindowKind, float | str] | None = None, timezone: str = "UTC",
+          kinds: tuple[WindowKind, ...] = ("day", "month"), instances: tuple[LiveInstance, ...] = (),
+          status: str = "known", reason: str | None = None) -> dict[str, Any]:
+    """A vastai:TeamSpend's outputs: a reading taken at `at` (default: the start of TODAY, so a day's projection
+    is 24 hours of the fleet's estimate) with `spent` charged so far in each window."""
+    spent = spent or {}
+    windows = []
+    for kind in kinds:
+        w = window(kind, at, timezone)
+        windows.append(WindowReading(kind=kind, key=w.key, start=w.start.timestamp(), end=w.end.timestamp(),
+                                     charged=Decimal(str(spent.get(kind, 0))), accrued=Decimal(0),
+                                     storage_to_end=Decimal(0), exact=True))
+    reading = (SpendReading(status="known", read_at=at.timestamp(), timezone=timezone, windows=tuple(windows),
+                            instances=instances)
+               if status == "known" else SpendReading.unknown(reason or "charges unreadable", timezone=timezone))
+    return TeamSpendOutputs(team=team, stack=stack or team, timezone=timezone, windows=kinds,
+                            reading=reading).model_dump(mode="json")
+
+
 def contract_cost(instances: Iterable[Mapping[str, Any]]) -> Cost:
     """`fleet.costs` on the typed contract (outputs when rented, inputs otherwise): what the pack must agree with."""
     typed = [InstanceOutputs.model_validate(p) if p.get("instance_id") is not None else InstanceInputs.model_validate(
@@ -94,15 +118,19 @@ def resource_args(props: Mapping[str, Any], config: Mapping[str, Any], *, name: 
 
 
 def stack_args(instances: Mapping[str, Mapping[str, Any]], config: Mapping[str, Any], *,
-               stack: str = "ml-engineering") -> StackValidationArgs:
+               stack: str = "ml-engineering", reading: Mapping[str, Any] | None = None) -> StackValidationArgs:
     """A stack of instances (name -> outputs), preceded by the pulumi:pulumi:Stack resource, as the engine
-    sends it."""
+    sends it, and with `reading` (a `spend()`) its vastai:TeamSpend."""
     stack_type = "pulumi:pulumi:Stack"
     resources = [PolicyResource(stack_type, unknown_checking_proxy({}), urn(stack, f"{PROJECT}-{stack}", stack_type),
                                 f"{PROJECT}-{stack}", _options(), None, None, [], {})]
     for name, props in instances.items():
         resources.append(PolicyResource(INSTANCE_TYPE, unknown_checking_proxy(dict(props)), urn(stack, name), name,
                                         _options(), None, None, [], {}))
+    if reading is not None:
+        resources.append(PolicyResource(TEAM_SPEND_TYPE, unknown_checking_proxy(dict(reading)),
+                                        urn(stack, TEAM_SPEND_NAME, TEAM_SPEND_TYPE), TEAM_SPEND_NAME, _options(),
+                                        None, None, [], {}))
     return StackValidationArgs(resources, dict(config))
 
 

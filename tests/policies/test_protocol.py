@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 
+from fleet.spend import TEAM_SPEND_NAME, TEAM_SPEND_TYPE
 from policies.names import RuleName
 from policies.platform_rules import PLATFORM_RULES, PlatformRule
 from policies.report import dollars, pattern
 from policies.rules import RULES, Rule
-from tests.policies.fakes import UNKNOWN_NUMBER, UNKNOWN_STRING, contract_cost, inputs, outputs, quote
+from tests.policies.fakes import UNKNOWN_NUMBER, UNKNOWN_STRING, contract_cost, inputs, outputs, quote, spend
 from tests.policies.harness import AnalyzerProcess, Diagnostic, Resource, advisory, mandatory, team_file
 
 StartPack = Callable[[str], AnalyzerProcess]
@@ -34,6 +35,11 @@ def pack_for() -> Iterator[StartPack]:
 
 def instance(stack: str, name: str = "train-0", **props: Any) -> Resource:
     return Resource(name=name, stack=stack, props=inputs(stack, **props))
+
+
+def reading(stack: str, **kwargs: Any) -> Resource:
+    """The stack's vastai:TeamSpend (its spend reading), as the program declares one per team stack."""
+    return Resource(name=TEAM_SPEND_NAME, stack=stack, props=spend(stack, **kwargs), type=TEAM_SPEND_TYPE)
 
 
 def by_policy(diags: list[Diagnostic]) -> dict[str, list[Diagnostic]]:
@@ -64,7 +70,7 @@ def test_a_compliant_fleet_passes(pack_for: StartPack) -> None:
     resources = [instance("ml-engineering", f"train-{i}") for i in range(4)]
     for resource in resources:
         assert pack.analyze(resource) == []
-    assert pack.analyze_stack(resources) == []
+    assert pack.analyze_stack([*resources, reading("ml-engineering")]) == []
 
 
 def test_a_gpu_off_the_allow_list_fails_with_the_documented_message(pack_for: StartPack) -> None:
@@ -88,7 +94,8 @@ def test_unknowns_at_preview_are_judged_at_the_worst_case_not_skipped(pack_for: 
     found = by_policy(mandatory(diags))
     assert set(found) == {"vast-gpu-allow-list", "vast-instance-max-dph", "vast-image-allowed-registries"}
     assert pattern(RuleName.INSTANCE_MAX_DPH, "unknown").search(found["vast-instance-max-dph"][0].message)
-    stack = pack.analyze_stack([Resource("train-0", inputs(max_dph=UNKNOWN_NUMBER, quote=None), "ml-engineering")])
+    stack = pack.analyze_stack([Resource("train-0", inputs(max_dph=UNKNOWN_NUMBER, quote=None), "ml-engineering"),
+                                reading("ml-engineering")])
     assert {d.policy for d in mandatory(stack)} == {"vast-daily-budget"}
     assert pattern(RuleName.DAILY_BUDGET, "unbounded").search(stack[0].message)
     assert stack[0].urn.endswith("::train-0")
@@ -122,11 +129,11 @@ def test_budget_from_quotes_and_actuals_equals_fleet_costs(pack_for: StartPack) 
     props = [inputs("data-science", max_dph=0.3, quote=quote(dph_total=0.29)),
              outputs("data-science", dph_total=0.21, max_dph=0.3)]
     resources = [Resource(f"nb-{i}", p, "data-science") for i, p in enumerate(props)]
-    diags = by_policy(pack.analyze_stack(resources))
+    diags = by_policy(pack.analyze_stack([*resources, reading("data-science", kinds=("day",))]))
     expected = dollars(contract_cost(props).daily)  # (0.29 + 0.21) x 24 = $12.00 > $10
     assert expected == "$12.00"
     assert [d.level for d in diags["vast-daily-budget"]] == ["mandatory"]
-    assert pattern(RuleName.DAILY_BUDGET, "over", value=expected, limit="$10.00").search(
+    assert pattern(RuleName.DAILY_BUDGET, "over-actual", spent="$0.00", value=expected, limit="$10.00").search(
         diags["vast-daily-budget"][0].message)
     assert [d.level for d in diags["vast-daily-budget-warning"]] == ["advisory"]
     assert set(diags) == {"vast-daily-budget", "vast-daily-budget-warning"}
@@ -155,9 +162,10 @@ def test_exceptions_relax_their_rule_and_are_reported_as_advisory(pack_for: Star
                    quote=quote("H100 SXM", dph_total=5.2))
     diags = pack.analyze(big)
     assert [d.policy for d in diags] == ["vast-disk-max-size"]  # max_dph relaxed; the expired disk grant ignored
-    report = [d for d in pack.analyze_stack([big]) if d.policy == "vast-policy-exceptions"]
+    stack = [big, reading("ml-research", kinds=("day",))]
+    report = [d for d in pack.analyze_stack(stack) if d.policy == "vast-policy-exceptions"]
     assert [d.level for d in report] == ["advisory", "advisory"]
     assert pattern(RuleName.POLICY_EXCEPTIONS, "active", rule="vast-instance-max-dph").search(report[0].message)
     assert pattern(RuleName.POLICY_EXCEPTIONS, "expired", rule="vast-disk-max-size").search(report[1].message)
-    assert mandatory(pack.analyze_stack([big])) == []
-    assert advisory(pack.analyze_stack([big]))
+    assert mandatory(pack.analyze_stack(stack)) == []
+    assert advisory(pack.analyze_stack(stack))

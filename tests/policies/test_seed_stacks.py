@@ -17,7 +17,7 @@ from fleet.declaration import parse_fleet
 from fleet.gpus import normalize
 from policies.names import RuleName
 from policies.rules import RULES
-from tests.policies.fakes import block, collect, quote, resource_args, stack_args
+from tests.policies.fakes import block, collect, quote, resource_args, spend, stack_args
 
 STACKS = Path(__file__).resolve().parents[2] / "stacks"
 TEAMS = ["ml-research", "ml-engineering", "data-science"]
@@ -46,6 +46,6 @@ def test_seed_stack_passes_its_teams_mandatory_rules(team: str) -> None:
                 for v in collect(rule.resource, resource_args(props, config, name=name, stack=team)):
                     found.setdefault(rule.name, []).append(v.message)
         elif rule.stack is not None:
-            for v in collect(rule.stack, stack_args(instances, config, stack=team)):
+            for v in collect(rule.stack, stack_args(instances, config, stack=team, reading=spend(team))):
                 found.setdefault(rule.name, []).append(v.message)
     assert found == {}

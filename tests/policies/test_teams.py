@@ -20,7 +20,7 @@ from fleet.gpus import normalize
 from fleet.platform_declaration import PLATFORM_CONFIG, parse_platform
 from policies.rules import RULES
 from policies.teamfile import load_team_file
-from tests.policies.fakes import block, collect, quote, resource_args, stack_args
+from tests.policies.fakes import block, collect, quote, resource_args, spend, stack_args
 from vastguard.teams import RemovedTeam, TeamError, TeamExistsError, add_team, register, remove_team
 
 TODAY = date(2026, 12, 2)
@@ -115,7 +115,7 @@ def test_the_starter_group_once_counted_passes_the_teams_own_rules(tmp_path: Pat
             for name, props in instances.items():
                 found += collect(rule.resource, resource_args(props, config, name=name, stack="vision"))
         elif rule.stack is not None:
-            found += collect(rule.stack, stack_args(instances, config, stack="vision"))
+            found += collect(rule.stack, stack_args(instances, config, stack="vision", reading=spend("vision")))
     assert found == []
 
 

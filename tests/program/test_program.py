@@ -25,6 +25,8 @@ class FleetMocks(Mocks):
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         self.resources.append(args)
         state = dict(args.inputs)
+        if args.typ != INSTANCE_TYPE:
+            return f"{args.name}-id", state
         state.update(instance_id=len(self.resources), dph_total=0.5, storage_cost=0.1, status=state["state"])
         return f"{args.name}-id", state
 
