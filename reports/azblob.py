@@ -117,3 +117,16 @@ class AzureBlobBucket:
         except AzureError as err:
             raise self._fail(f"read of {key}", err) from None
         return data
+
+    def create(self, key: str, data: bytes) -> bool:
+        """Write `key` only if it does not exist (`overwrite=False`, an If-None-Match: * upload); False when
+        it did."""
+        from azure.core.exceptions import AzureError, ResourceExistsError
+
+        try:
+            self._container.upload_blob(self._full(key), data, overwrite=False)
+        except ResourceExistsError:
+            return False
+        except AzureError as err:
+            raise self._fail(f"write of {key}", err) from None
+        return True

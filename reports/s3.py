@@ -126,3 +126,19 @@ class S3Bucket:
         except (BotoCoreError, ClientError) as err:
             raise self._fail(f"read of {key}", err) from None
         return body
+
+    def create(self, key: str, data: bytes) -> bool:
+        """Write `key` only if it does not exist (S3's conditional `If-None-Match: *`); False when it did.
+        A 409 (another conditional write of the same key in flight) is the same answer: someone else has it."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._client.put_object(Bucket=self.location.bucket, Key=self._full(key), Body=data, IfNoneMatch="*")
+        except ClientError as err:
+            status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status in (409, 412):
+                return False
+            raise self._fail(f"write of {key}", err) from None
+        except BotoCoreError as err:
+            raise self._fail(f"write of {key}", err) from None
+        return True

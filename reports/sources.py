@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 import urllib.parse
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -81,6 +82,11 @@ class Bucket(Protocol):
 
     def read(self, key: str) -> bytes: ...
 
+    def create(self, key: str, data: bytes) -> bool:
+        """Write a new object (False, and nothing written, when `key` exists). The reports only read; budget
+        enforcement keeps its records next to the stacks' state through this (fleet/budget_log.py)."""
+        ...
+
 
 class LocalBucket:
     """A local directory as a bucket (`file://` backends). Pulumi's file blob driver writes an `.attrs` file
@@ -98,7 +104,8 @@ class LocalBucket:
         keys: list[str] = []
         for dirpath, _dirs, files in os.walk(base):
             rel = Path(dirpath).relative_to(self.root).as_posix()
-            keys.extend(f"{rel}/{name}" for name in files if not name.endswith(".attrs"))
+            keys.extend(f"{rel}/{name}" for name in files
+                        if not name.endswith(".attrs") and not name.startswith(".create-"))
         return keys
 
     def read(self, key: str) -> bytes:
@@ -106,6 +113,29 @@ class LocalBucket:
             return (self.root / key).read_bytes()
         except OSError as err:
             raise SourceError(f"cannot read {self.root / key}: {err.strerror}") from None
+
+    def create(self, key: str, data: bytes) -> bool:
+        """Write `key` only if it does not exist; False when it did. Written whole to a temporary file, then
+        hard-linked into place: the link fails if the name exists, so two writers never both succeed and a
+        reader never sees half an object."""
+        path = self.root / key
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".create-")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    return False
+            finally:
+                os.unlink(tmp)
+        except OSError as err:
+            raise SourceError(f"cannot write {path}: {err.strerror}") from None
+        return True
 
 
 @dataclass(frozen=True)
@@ -270,13 +300,16 @@ def _cli_name(ref: StackRef) -> str:
     return f"{ref.project}/{ref.stack}" if ref.project else ref.stack
 
 
+def _file_root(url: str) -> Path:
+    return Path(os.path.expanduser(urllib.parse.unquote(url[len("file://"):].split("?", 1)[0])))
+
+
 def open_bucket(url: str, *, bucket_factory: Callable[[str], Bucket] | None = None) -> Bucket | None:
     """The files of a DIY backend (`file://`, `s3://`, `azblob://`), or None for one read through the Pulumi CLI
     (Pulumi Cloud). Raises SourceError for a scheme nobody here reads."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme == "file":
-        raw = url[len("file://"):].split("?", 1)[0]
-        root = Path(os.path.expanduser(urllib.parse.unquote(raw)))
+        root = _file_root(url)
         if not (root / ".pulumi").is_dir():
             raise SourceError(f"no Pulumi state under {root} (expected {root / '.pulumi'}); "
                               "pass --backend file://DIR with the directory given to `pulumi login`")
@@ -298,6 +331,19 @@ def open_bucket(url: str, *, bucket_factory: Callable[[str], Bucket] | None = No
         "are); "
         "copy the state to a local directory with `pulumi stack export`/`import` or sync the bucket"
     )
+
+
+def open_diy_bucket(url: str) -> Bucket:
+    """The bucket of a DIY backend URL (file://, s3://, azblob://), whatever it holds yet (the budget log may be
+    written before any stack is)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "file":
+        return LocalBucket(_file_root(url))
+    bucket = open_bucket(url) if parts.scheme in {"s3", "azblob"} else None
+    if bucket is None:
+        raise SourceError(f"budget records live next to the stacks' state in a DIY backend (file://, s3://, "
+                          f"azblob://); {parts.scheme or url}:// is not one: pass --backend with the bucket's URL")
+    return bucket
 
 
 def open_source(url: str, *, cli_runner: Runner | None = None,
