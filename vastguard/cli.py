@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     pulumi.add_argument("pulumi_args", nargs=argparse.REMAINDER)
     pulumi.set_defaults(func=_pulumi_command)
 
+    from budget import cli as budget_cli
     from reports import cli as reports_cli
     from vastguard import ci, demo, teams
 
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     teams.register(sub)
     ci.register(sub)
     reports_cli.register(sub, pulumi=pulumi_runner, local_state=repo_root() / ".pulumi-state")
+    budget_cli.register(sub, local_state=repo_root() / ".pulumi-state")
     return parser
 
 
