@@ -70,6 +70,7 @@ class _Team:
     platform: VastClient
     outcome: TeamOutcome
     transfers: list[Transfer] = field(default_factory=list)
+    owner_id: int | None = None  # the platform owner's personal account (where reclaims go)
 
     @property
     def name(self) -> str:
@@ -189,8 +190,10 @@ class Allocator:
               balance: Decimal | None, spend: WindowSpend | None, *, closed_spent: Decimal | None = None) -> None:
         before = balance if balance is not None else (s.team.current_user().balance or Decimal(0))
         at = s.team.last_server_time or datetime.now(UTC).timestamp()
+        recipient = str(team_id) if kind == "top-up" else str(self._owner_id(s))
         intent = TransferIntent(
-            seq=s.next_seq, team=s.name, team_account=team_id, period=period, kind=kind, amount=amount,
+            seq=s.next_seq, team=s.name, team_account=team_id, recipient=recipient, period=period, kind=kind,
+            amount=amount,
             balance_before=before,
             budget=s.budget, spent=closed_spent if closed_spent is not None else (spend.spent if spend else Decimal(0)),
             reserve=spend.storage_to_end if spend else Decimal(0), closes=closed_spent is not None, at=at,
@@ -204,10 +207,7 @@ class Allocator:
             s.outcome.note(f"{period}: closed, nothing left to reclaim")
             return
         try:
-            if kind == "top-up":
-                s.platform.transfer_credit(team_id, amount)
-            else:
-                s.owner.transfer_credit(self._owner_id(s), amount)
+            (s.platform if kind == "top-up" else s.owner).transfer_credit(recipient, amount)
         except VastError as err:
             if getattr(err, "__notes__", None):
                 raise VastError(f"the {kind} of {dollars(amount)} (ledger #{intent.seq}) may or may not have "
@@ -222,7 +222,9 @@ class Allocator:
                        f"{dollars(after or Decimal(0))}")
 
     def _owner_id(self, s: _Team) -> int:
-        return s.platform.current_user().id
+        if s.owner_id is None:
+            s.owner_id = s.platform.current_user().id
+        return s.owner_id
 
     # --- transfers a dead run left pending ----------------------------------------------------------------
 
@@ -236,10 +238,9 @@ class Allocator:
                                 f"{_when(intent.at)}): left to it (if it died, a run after "
                                 f"{INTENT_TTL / 60:.0f} minutes settles it)")
             sender = s.platform if intent.kind == "top-up" else s.owner
-            recipient = str(intent.team_account) if intent.kind == "top-up" else str(self._owner_id(s))
             happened = any(
                 e.api_route == "api.user.transfer_credit" and isinstance(e.args, dict)
-                and str(e.args.get("recipient")) == recipient
+                and str(e.args.get("recipient")) == intent.recipient
                 and Decimal(str(e.args.get("amount"))) == intent.amount
                 and (e.created_at or 0) >= intent.at - 1
                 for e in sender.audit_logs())

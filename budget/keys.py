@@ -18,9 +18,9 @@ import os
 from collections.abc import Mapping
 from typing import Protocol
 
-from reports.charges import env_name
+from reports.charges import PLATFORM_KEY_ENV, env_name
 
-PLATFORM_KEY_ENV = "VASTGUARD_PLATFORM_KEY"
+__all__ = ["PLATFORM_KEY_ENV", "EnvKeys", "KeyLookup", "owner_env_name"]
 
 
 def owner_env_name(team: str) -> str:

@@ -26,6 +26,7 @@ from fleet.budget_log import (
     action_key,
     guard_key,
     ledger_key,
+    read_transfers,
 )
 from reports.sources import Bucket, SourceError
 
@@ -80,17 +81,12 @@ class BudgetLog:
 
     def transfers(self, team: str) -> list[Transfer]:
         """The team's transfers in order, each with its outcome if one was recorded."""
-        keys = self.keys(f"{LEDGER}/{team}/")
-        outcomes = {k for k in keys if k.endswith(".outcome.json")}
-        out = []
-        for key in keys:
-            if key.endswith(".outcome.json") or not key.endswith(".json"):
-                continue
-            intent = self.read(key, TransferIntent)
-            outcome_key = ledger_key(team, intent.seq, outcome=True)
-            outcome = self.read(outcome_key, TransferOutcome) if outcome_key in outcomes else None
-            out.append(Transfer(intent=intent, outcome=outcome))
-        return sorted(out, key=lambda t: t.intent.seq)
+        try:
+            return read_transfers(self.keys(f"{LEDGER}/{team}/"), self.bucket.read)
+        except (SourceError, ValueError) as err:
+            raise BudgetLogError(f"the ledger of team {team} cannot be read ({str(err).splitlines()[0]}); its "
+                                 "records are written once and never changed: restore it from the backend's "
+                                 "versions or backups") from None
 
     def claim_intent(self, intent: TransferIntent) -> bool:
         """Take the ledger's next slot for this transfer; False: someone else took it first."""

@@ -73,6 +73,8 @@ def util_at(curve: Sequence[tuple[float, float]], t: float) -> float:
     if t <= curve[0][0]:
         return curve[0][1]
     for (t0, u0), (t1, u1) in pairwise(curve):
-        if t <= t1:
+        if t < t1:
             return u0 + (u1 - u0) * (t - t0) / (t1 - t0)
+        if t == t1:
+            return u1
     return curve[-1][1]

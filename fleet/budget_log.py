@@ -18,6 +18,7 @@ running at once never lose or double anything:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Literal
 
@@ -48,6 +49,7 @@ class TransferIntent(_Record):
     seq: int
     team: str
     team_account: int = Field(description="the Vast team account's id")
+    recipient: str = Field(description="the account the credit goes to (the team's, or its owner's for a reclaim)")
     period: str = Field(description="the budget window the credit is for (a window key)")
     kind: TransferKind
     amount: Decimal
@@ -142,3 +144,35 @@ def guard_key(team: str, window: str, name: str) -> str:
 
 def action_key(team: str, action: InstanceAction) -> str:
     return f"{ACTIONS}/{team}/{int(action.at * 1_000_000):020d}-{action.instance_id}-{action.action}.json"
+
+
+def read_transfers(keys: Iterable[str], read: Callable[[str], bytes]) -> list[Transfer]:
+    """The transfers among `keys` (ledger objects of one team or all), each with its outcome, by team and
+    sequence; `read` fetches an object's bytes (the caller's I/O)."""
+    keys = list(keys)
+    outcomes = {k for k in keys if k.endswith(".outcome.json")}
+    out = []
+    for key in keys:
+        if not key.startswith(f"{LEDGER}/") or not key.endswith(".json") or key in outcomes:
+            continue
+        intent = TransferIntent.model_validate_json(read(key))
+        outcome_key = ledger_key(intent.team, intent.seq, outcome=True)
+        outcome = TransferOutcome.model_validate_json(read(outcome_key)) if outcome_key in outcomes else None
+        out.append(Transfer(intent=intent, outcome=outcome))
+    return sorted(out, key=lambda t: (t.intent.team, t.intent.seq))
+
+
+GuardRecord = Crossing | Pause | Resume
+
+
+def read_guard_records(keys: Iterable[str], read: Callable[[str], bytes]) -> list[tuple[str, GuardRecord]]:
+    """(claim name, record) of the guard's crossings, pauses and resumes among `keys` (retries and delivery
+    receipts left out)."""
+    out: list[tuple[str, GuardRecord]] = []
+    for key in keys:
+        name = key.rsplit("/", 1)[-1].removesuffix(".json")
+        if not key.startswith(f"{GUARD}/") or "." in name:
+            continue
+        model: type[GuardRecord] = Pause if name == "pause" else Resume if name == "resume" else Crossing
+        out.append((name, model.model_validate_json(read(key))))
+    return out

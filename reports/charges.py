@@ -17,19 +17,26 @@ from typing import Protocol
 
 from fleet.stack_config import API_KEY_CONFIG
 from vastclient.errors import VastError
-from vastclient.models import Charge
+from vastclient.models import AuditEntry, Charge
 
 
 class ChargesError(RuntimeError):
     """Charges could not be fetched; the message names the team and what to do, never the key."""
 
 
+PLATFORM_KEY_ENV = "VASTGUARD_PLATFORM_KEY"
+"""The platform owner's personal key: the account that owns the teams (budget/keys.py)."""
+
+
 class ChargesClient(Protocol):
     def charges(self, start_day: date, end_day: date) -> Sequence[Charge]: ...
+
+    def audit_logs(self) -> Sequence[AuditEntry]: ...
 
 
 ClientFactory = Callable[[str, str | None], AbstractContextManager[ChargesClient]]
 """(api_key, base_url) -> a client used as a context manager."""
+AuditClientFactory = ClientFactory
 
 
 def env_name(team: str) -> str:

@@ -21,9 +21,18 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from fleet.stack_config import API_KEY_CONFIG
-from reports.audit import audit_report
+from reports.audit import AuditEventSource, audit_report
+from reports.beyond import EventList, budget_audit_events, vast_audit_events
 from reports.budgets import BudgetError, daily_budgets
-from reports.charges import ChargesError, ClientFactory, KeyResolver, fetch_charges, vast_client_factory
+from reports.charges import (
+    PLATFORM_KEY_ENV,
+    AuditClientFactory,
+    ChargesError,
+    ClientFactory,
+    KeyResolver,
+    fetch_charges,
+    vast_client_factory,
+)
 from reports.costing import chargeback_report, month_range, spend_report
 from reports.focus import focus_export
 from reports.fold import VastClock, fold_stack
@@ -38,8 +47,8 @@ from reports.render.svg import daily_spend_svg
 from reports.render.table import audit_table, chargeback_table, reconcile_tables, spend_table, to_text
 from reports.sources import HistorySource, Runner, SourceError, StackRef, ensure_stacks, open_source
 from reports.vast_dates import billing_ends, date_deletes
-from vastclient import URL_ENV
-from vastclient.models import Charge
+from vastclient import URL_ENV, VastError
+from vastclient.models import AuditEntry, Charge
 
 EXIT_DIFFERENCES = 3
 TABLE_WIDTH = 160
@@ -121,6 +130,7 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[StackRef], None]]
 def load_folds(source: HistorySource, refs: Sequence[StackRef], *, progress: bool,
                vast_clock: VastClock = "running") -> list[StackFold]:
     total = sum(source.count(ref) for ref in refs) if progress else 0
+    actions = source.guard_actions()
     folds = []
     with _progress(progress, total) as advance:
         for ref in refs:
@@ -129,7 +139,7 @@ def load_folds(source: HistorySource, refs: Sequence[StackRef], *, progress: boo
                     advance(ref)
                     yield entry
 
-            folds.append(fold_stack(ref.project, ref.stack, entries(), vast_clock=vast_clock))
+            folds.append(fold_stack(ref.project, ref.stack, entries(), vast_clock=vast_clock, actions=actions))
     return folds
 
 
@@ -178,13 +188,42 @@ def _emit_table(renderables: Sequence[Any], args: argparse.Namespace, out: TextI
 # --- commands -----------------------------------------------------------------------------------------------
 
 
-def run_audit(args: argparse.Namespace, out: TextIO | None = None) -> int:
+def _vast_audit_logs(args: argparse.Namespace, teams: Sequence[str],
+                     factory: AuditClientFactory) -> dict[str, list[AuditEntry]]:
+    """Each team's Vast audit log (its key from VASTGUARD_KEY_<TEAM>) and the platform owner's (the teams'
+    account: team creation, credit sent; VASTGUARD_PLATFORM_KEY), when that key is set."""
+    resolver = KeyResolver()
+    base_url = args.vast_url or os.environ.get(URL_ENV) or None
+    keys = {team: resolver(team, []) for team in teams}
+    if platform := os.environ.get(PLATFORM_KEY_ENV):
+        keys["platform"] = platform
+    logs: dict[str, list[AuditEntry]] = {}
+    for who, key in keys.items():
+        try:
+            with factory(key, base_url) as client:
+                logs[who] = list(client.audit_logs())
+        except VastError as err:
+            raise ChargesError(f"reading the Vast audit log of {who} failed: {err}") from None
+    return logs
+
+
+def run_audit(args: argparse.Namespace, out: TextIO | None = None,
+              factory: AuditClientFactory = vast_client_factory) -> int:
     out = out or sys.stdout  # resolved per call: tests and callers may swap sys.stdout
-    folds = _folds(args, teams_only=False)  # who changed teams' access is part of the audit trail
+    source, refs = _source(args)
+    # the platform stack's fold too: who changed teams' access is part of the audit trail
+    folds = load_folds(source, refs, progress=not args.no_progress and sys.stderr.isatty(),
+                       vast_clock=args.vast_clock)
+    transfers, guard = source.budget_records()
+    extra: list[AuditEventSource] = [EventList(budget_audit_events(transfers, guard, source.guard_actions()))]
+    if args.vast:
+        teams = sorted({f.team for f in folds if not f.platform} | set(args.team or ()) | {t.intent.team for t in transfers}
+                       | {r.team for _, r in guard})
+        extra.append(EventList(vast_audit_events(_vast_audit_logs(args, teams, factory), folds, transfers)))
     report = audit_report(folds, generated_at=_now(args),
                           since=parse_moment(args.since) if args.since else None,
                           until=parse_moment(args.until, end=True) if args.until else None,
-                          kinds=args.kind or (), teams=args.team or ())
+                          kinds=args.kind or (), teams=args.team or (), sources=extra)
     if args.format == "json":
         _write(to_json(report), args, out)
     elif args.format == "csv":
@@ -418,7 +457,12 @@ def register(subparsers: Any, *, pulumi: PulumiRunner | None = None, local_state
     _common(audit, pulumi, local_state)
     _range(audit)
     audit.add_argument("--kind", action="append", metavar="KIND",
-                       help="only this kind: update, refresh, destroy, import (repeatable)")
+                       help="only this kind: update, refresh, destroy, import, instance.create, credit top-up, "
+                            "guard pause, ... (repeatable)")
+    audit.add_argument("--vast", action="store_true",
+                       help="merge Vast's own audit log of each team (VASTGUARD_KEY_<TEAM>) and of the platform "
+                            f"owner ({PLATFORM_KEY_ENV}): what every key did, marked through a stack or not")
+    audit.add_argument("--vast-url", metavar="URL", help="Vast.ai API base URL (default: $VAST_URL, else Vast.ai)")
     _formats(audit)
     audit.set_defaults(func=_guarded(run_audit))
 

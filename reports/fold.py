@@ -24,6 +24,11 @@ Between creation and the start of the first recorded state (image pull) Vast bil
 interruptible instance runs at its bid; while outbid (`outbid` in its outputs, found by a refresh) it bills
 storage only, from the moment the refresh that found it dates (the second way: exact on a frozen clock when
 the refresh runs at that moment, an estimate otherwise, counted as such).
+
+The budget guard stops and starts instances behind Pulumi's back (a pause, its lift, an idle GPU); it records
+each at Vast's time (`fleet.budget_log.InstanceAction`), and the fold applies those records in time order
+between the checkpoints, so a pause costs exactly what Vast billed even when no refresh saw it. A start is
+costed from the start call (Vast bills the GPU from `running`, seconds to minutes later: an upper bound).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
+from fleet.budget_log import InstanceAction
 from fleet.costs import hourly as hourly_rate
 from fleet.instance import InstanceRecord
 from reports.models import (
@@ -181,7 +187,8 @@ def _details(old: InstanceRecord, new: InstanceRecord) -> tuple[str, ...]:
 
 
 class _StackFolder:
-    def __init__(self, project: str, stack: str, vast_clock: VastClock) -> None:
+    def __init__(self, project: str, stack: str, vast_clock: VastClock,
+                 actions: Iterable[InstanceAction] = ()) -> None:
         self.project, self.stack = project, stack
         self.open: dict[str, _Open] = {}
         self.closed: list[InstanceTimeline] = []
@@ -189,6 +196,18 @@ class _StackFolder:
         self.clock = _Clock(model=vast_clock)
         self.team: str | None = None
         self.platform = False
+        self.actions = sorted(actions, key=lambda a: a.at)
+
+    def _apply_actions(self, until: float | None) -> None:
+        """The guard's stops and starts up to `until` (Vast's clock; None: all), on the instances open then."""
+        while self.actions and (until is None or self.actions[0].at <= until):
+            action = self.actions.pop(0)
+            for opened in self.open.values():
+                if opened.props.instance_id != action.instance_id or _epoch(action.at) < opened.since:
+                    continue
+                component: ComponentName = "storage" if action.action == "stop" else "running"
+                if component != opened.component:
+                    opened.switch(_epoch(action.at), "vast", component, rate_of(opened.props, component))
 
     def _created(self, res: InstanceResource, record: UpdateRecord, snapshot: Snapshot) -> _Open:
         props = res.outputs
@@ -215,8 +234,9 @@ class _StackFolder:
         if component != opened.component or rate != opened.hourly:
             at: datetime
             basis: TimeBasis
-            if (new.vast_state_since is not None and new.vast_state_since != old.vast_state_since
-                    and new.state != old.state):
+            # A new `vast_state_since` is the provider's own record of a state change it made (a refresh
+            # keeps the old one): exact, even when a guard's stop in between makes the states look unchanged.
+            if new.vast_state_since is not None and new.vast_state_since != old.vast_state_since:
                 at, basis = _epoch(new.vast_state_since), "vast"
             else:
                 wall = res.modified or snapshot.written_at or record.end_time or record.start_time
@@ -233,6 +253,8 @@ class _StackFolder:
                 self.team = snapshot.team
             self.platform = self.platform or snapshot.platform
             self.clock.observe(snapshot, record)
+            if self.actions:
+                self._apply_actions(self.clock.to_vast(record.start_time).timestamp())
             current: dict[str, InstanceResource] = {}
             for res in snapshot.instances:
                 current.setdefault(res.key, res)
@@ -270,6 +292,7 @@ class _StackFolder:
         ))
 
     def result(self) -> StackFold:
+        self._apply_actions(None)
         team = self.team or next((o.team for o in self.open.values()), None) or self.stack
         events = tuple(e if e.team else e.model_copy(update={"team": team}) for e in self.events)
         timelines = [*self.closed, *(o.timeline(self.project, self.stack, still_open=True) for o in self.open.values())]
@@ -278,10 +301,11 @@ class _StackFolder:
 
 
 def fold_stack(project: str, stack: str, entries: Iterable[HistoryEntry], *,
-               vast_clock: VastClock = "running") -> StackFold:
-    """Fold a stack's history, oldest entry first. Consumes `entries` lazily: memory stays proportional to
-    the instances alive at a time plus the audit events, not to the size of the history files."""
-    folder = _StackFolder(project, stack, vast_clock)
+               vast_clock: VastClock = "running", actions: Iterable[InstanceAction] = ()) -> StackFold:
+    """Fold a stack's history, oldest entry first, with the guard's `actions` (of any stack: those of other
+    instances are ignored). Consumes `entries` lazily: memory stays proportional to the instances alive at a
+    time plus the audit events, not to the size of the history files."""
+    folder = _StackFolder(project, stack, vast_clock, actions)
     for entry in entries:
         folder.add(entry)
     return folder.result()

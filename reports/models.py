@@ -70,7 +70,15 @@ class InstanceChange(_Model):
     details: tuple[str, ...] = Field(default=(), description="e.g. 'state running -> stopped'")
 
 
+AuditSource = Literal["stack", "vast", "vastguard"]
+
+
 class AuditEvent(_Model):
+    """One thing that happened: a stack operation (`source` stack), an action Vast's audit log records for a key
+    (`vast`: console and CLI included), or one budget enforcement recorded (`vastguard`: a transfer, a crossing,
+    a pause, a resume). `through` says, for the last two, whether it went through a stack, vastguard, or
+    neither."""
+
     project: str
     stack: str
     team: str
@@ -88,6 +96,8 @@ class AuditEvent(_Model):
     changes: tuple[InstanceChange, ...] = ()
     checkpoint_missing: bool = False
     unknown_creates: int = Field(default=0, description="creates interrupted before Pulumi recorded an id")
+    source: AuditSource = "stack"
+    through: str | None = Field(default=None, description="e.g. 'stack ml-research', 'outside Pulumi'")
 
     def of(self, action: ChangeAction) -> tuple[InstanceChange, ...]:
         return tuple(c for c in self.changes if c.action == action)

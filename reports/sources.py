@@ -26,6 +26,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from pydantic import ValidationError
+
+from fleet.budget_log import (
+    ACTIONS,
+    GUARD,
+    LEDGER,
+    GuardRecord,
+    InstanceAction,
+    Transfer,
+    read_guard_records,
+    read_transfers,
+)
 from reports.pulumi_state import (
     STACK_TYPE,
     CheckpointParser,
@@ -71,6 +83,14 @@ class HistorySource(Protocol):
         ...
 
     def entries(self, ref: StackRef) -> Iterator[HistoryEntry]: ...
+
+    def guard_actions(self) -> list[InstanceAction]:
+        """The budget guard's stops and starts recorded next to the stacks' state (fleet/budget_log.py)."""
+        ...
+
+    def budget_records(self) -> tuple[list[Transfer], list[tuple[str, GuardRecord]]]:
+        """The ledger's transfers and the guard's claims (fleet/budget_log.py), for the audit."""
+        ...
 
 
 class Bucket(Protocol):
@@ -224,6 +244,23 @@ class DiyHistory:
         checkpoint = self.bucket.read(files.checkpoint) if files.checkpoint else None
         return history, checkpoint
 
+    def guard_actions(self) -> list[InstanceAction]:
+        out = []
+        for key in self.bucket.list(f"{ACTIONS}/"):
+            if key.endswith(".json"):
+                try:
+                    out.append(InstanceAction.model_validate(json.loads(self.bucket.read(key))))
+                except (ValueError, ValidationError) as err:
+                    raise SourceError(f"{key}: not a budget guard record ({str(err).splitlines()[0]})") from None
+        return out
+
+    def budget_records(self) -> tuple[list[Transfer], list[tuple[str, GuardRecord]]]:
+        try:
+            return (read_transfers(self.bucket.list(f"{LEDGER}/"), self.bucket.read),
+                    read_guard_records(self.bucket.list(f"{GUARD}/"), self.bucket.read))
+        except (ValueError, ValidationError) as err:
+            raise SourceError(f"the budget log in {self.url} does not parse ({str(err).splitlines()[0]})") from None
+
     def entries(self, ref: StackRef) -> Iterator[HistoryEntry]:
         files = self._list().get(ref, [])
         parser = CheckpointParser()
@@ -274,6 +311,12 @@ class CliHistory:
 
     def count(self, ref: StackRef) -> int:
         return len(self._history(ref))
+
+    def guard_actions(self) -> list[InstanceAction]:
+        return []  # Pulumi Cloud holds no budget log: the guard keeps it in DIY backends only
+
+    def budget_records(self) -> tuple[list[Transfer], list[tuple[str, GuardRecord]]]:
+        return [], []
 
     def _snapshot(self, ref: StackRef, version: int, parser: CheckpointParser) -> Snapshot | None:
         if version <= 0:

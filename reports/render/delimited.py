@@ -26,7 +26,7 @@ def _names(changes: Iterable[InstanceChange]) -> str:
 def audit_csv(report: AuditReport) -> str:
     header = ["project", "stack", "team", "sequence", "kind", "started", "ended", "result", "who", "author",
               "author_email", "committer", "committer_email", "ci_system", "ci_build", "ci_build_url", "commit",
-              "commit_ref", "repository", "message", "created", "changed", "deleted", "details"]
+              "commit_ref", "repository", "message", "created", "changed", "deleted", "details", "source", "through"]
     rows = []
     for e in report.events:
         details = ";".join(f"{c.name}: {', '.join(c.details)}" for c in e.changes if c.details)
@@ -35,7 +35,8 @@ def audit_csv(report: AuditReport) -> str:
                      e.ended.isoformat() if e.ended else "", e.result, a.who, a.author or "", a.author_email or "",
                      a.committer or "", a.committer_email or "", a.ci_system or "", a.ci_build or "",
                      a.ci_build_url or "", e.commit or "", e.commit_ref or "", e.repository or "", e.message,
-                     _names(e.of("created")), _names(e.of("changed")), _names(e.of("deleted")), details])
+                     _names(e.of("created")), _names(e.of("changed")), _names(e.of("deleted")), details, e.source,
+                     e.through or ""])
     return _csv(header, rows)
 
 

@@ -49,8 +49,9 @@ def audit_table(report: AuditReport) -> Table:
                          ("Result", {}), ("Who", {}), ("Commit", {}), ("Message", {}), ("Instances", {})):
         table.add_column(name, **kwargs)  # type: ignore[arg-type]
     for e in report.events:
-        stack = e.stack if e.team == e.stack else f"{e.stack}\n({e.team})"
-        table.add_row(stack, str(e.sequence), e.kind, when(e.started),
+        stack = e.stack if e.team == e.stack else f"{e.stack}\n({e.team})" if e.stack else f"({e.team})"
+        kind = e.kind if e.source == "stack" else f"{e.source}: {e.kind}\n{e.through or ''}".rstrip()
+        table.add_row(stack, str(e.sequence), kind, when(e.started),
                       Text(e.result, style=_RESULT_STYLE.get(e.result, "")), e.actor.who, short_commit(e.commit),
                       e.message, _instances(e))
     return table

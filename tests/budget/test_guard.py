@@ -8,9 +8,9 @@ import threading
 from decimal import Decimal
 
 from budget.alerts import Alerter
+from budget.cli import connector
 from budget.guard import TeamOutcome, resume
 from budget.keys import EnvKeys
-from budget.cli import connector
 from fleet.budget_log import Actor
 from fleet.labels import marks, stack_of
 from tests.budget.world import Receiver, World
@@ -64,7 +64,7 @@ def test_crossings_alert_once_and_a_pause_stops_and_marks_every_running_instance
     assert len(receiver.bodies) == 2, receiver.texts()
     assert "has spent its daily budget" in receiver.texts()[1] and "pausing the team" in receiver.texts()[1]
     key = "day:2026-11-01@UTC"
-    for instance_id, (status, label) in live(place).items():
+    for status, label in live(place).values():
         assert status == "stopped"
         assert marks(label) == {"paused": key}
     assert stack_of(live(place)[ours][1]) == "vision"  # the ownership tag stays last
@@ -102,7 +102,8 @@ def test_a_resume_lifts_the_pause_on_the_record_and_the_guard_leaves_the_window_
     place.guard(Alerter(webhook=receiver.url)).run(place.policies(TEAM))
     assert {s for s, _ in live(place).values()} == {"stopped"}
 
-    outcome = resume(place.policies(TEAM)[0], log=place.log, keys=EnvKeys(place.env), connect=connector(place.srv.url, pace=False),
+    outcome = resume(place.policies(TEAM)[0], log=place.log, keys=EnvKeys(place.env),
+                     connect=connector(place.srv.url, pace=False),
                      actor=Actor(who="lead@laptop", command="vastguard resume"), reason="demo for the board",
                      alerter=Alerter(webhook=receiver.url))
     assert not outcome.errors and any("resumed by lead@laptop" in line for line in outcome.lines)

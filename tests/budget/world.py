@@ -58,7 +58,7 @@ class Receiver:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 owner.bodies.append(json.loads(self.rfile.read(length)))
                 self.send_response(owner.status)
