@@ -1,6 +1,6 @@
-"""The five benchmarks of vastguard, side by side in one run, against the emulator through the real engine.
+"""The six benchmarks of vastguard, side by side in one run, against the emulator through the real engine.
 
-    .venv/bin/python -m bench                 # all five rows (~10 min on a 2-core machine)
+    .venv/bin/python -m bench                 # all six rows (~10 min on a 2-core machine)
     .venv/bin/python -m bench --rows 3 4      # some of them
     .venv/bin/python -m bench --quick         # small sizes: checks the harness, not the targets
 

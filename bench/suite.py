@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.guard import guard_pass
 from bench.reports import parse_only, reports_pipeline, write_history
 from emulator import Account, EmulatorServer
 from emulator.bodies import ConfigBody
@@ -306,7 +307,23 @@ def reports(tmp: Path, updates: int, rounds: int, log: Log) -> Result:
                   data={"parse_cpu_s": parse, "fold_cpu_s": fold, "updates": len(history)})
 
 
-ROWS = {1: "policy overhead", 2: "scaling", 3: "API economy", 4: "throughput under rate limits", 5: "reports"}
+# -- 6. the guard -------------------------------------------------------------------------------------------
+
+
+def guard(tmp: Path, teams: int, instances: int, log: Log) -> Result:
+    """One `vastguard guard` pass over `teams` teams of `instances` running instances each (bench/guard.py)."""
+    run = guard_pass(tmp / "guard", teams=teams, instances=instances)
+    log(f"guard {teams}x{instances}: {run.calls_per_team} calls per team ({run.calls}), pass {run.elapsed_s:.2f}s "
+        f"vs bound {run.bound_s:.2f}s, {run.rejected} rejected")
+    return Result(6, f"guard pass, {teams} teams x {instances}: API calls per team / 2", run.calls_per_team / 2, 1.0,
+                  f"{run.calls_per_team} per team ({_fmt(run.calls)}: one listing, one charges read); pass "
+                  f"{run.elapsed_s:.2f}s vs rate-limit bound {run.bound_s:.2f}s ({run.elapsed_s / run.bound_s:.2f}x: "
+                  f"2 round trips of 150 ms per team, {teams} teams over {run.workers} workers); {run.rejected} "
+                  "requests rejected", data=asdict(run))
+
+
+ROWS = {1: "policy overhead", 2: "scaling", 3: "API economy", 4: "throughput under rate limits", 5: "reports",
+        6: "guard"}
 
 
 def run_rows(rows: list[int], *, quick: bool, rounds: int, log: Log) -> list[Result]:
@@ -322,4 +339,6 @@ def run_rows(rows: list[int], *, quick: bool, rounds: int, log: Log) -> list[Res
             results.append(throughput(tmp, 10 if quick else 100, log))
         if 5 in rows:
             results.append(reports(tmp, 50 if quick else 1000, rounds, log))
+        if 6 in rows:
+            results.append(guard(tmp, 5 if quick else 50, 4 if quick else 20, log))
     return sorted(results, key=lambda r: r.row)

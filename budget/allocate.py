@@ -50,6 +50,10 @@ ClientFactory = Callable[[str], AbstractContextManager[VastClient]]
 INTENT_TTL = 600.0
 """Seconds (Vast's clock) a transfer in flight keeps its ledger slot before a later run settles it."""
 PLAN_ATTEMPTS = 3
+MIN_TOP_UP_SHARE = Decimal("0.005")
+"""A top-up waits until the balance is this share of the budget below its target: as a period runs out, the
+storage reserved for it shrinks by fractions of a cent every minute, and a transfer for each would flood the
+ledger. (A reclaim never waits: a balance above its target could let the period's spend exceed the budget.)"""
 
 
 class _Conflict(Exception):
@@ -148,7 +152,8 @@ class Allocator:
         closes = self._closes(s, current.key, now) if s.policy.prepaid and s.policy.prepaid.reclaim else []
         carried = sum((amount for _, amount, _ in closes), Decimal(0))
         plan = credit_plan(budget=s.budget, spend=spend, balance=balance - carried,
-                           reclaim=bool(s.policy.prepaid and s.policy.prepaid.reclaim))
+                           reclaim=bool(s.policy.prepaid and s.policy.prepaid.reclaim),
+                           min_top_up=s.budget * MIN_TOP_UP_SHARE)
         s.outcome.note(f"{current.key}: budget {dollars(s.budget)}, spent {dollars(spend.spent)}, disks to the "
                        f"period's end {dollars(spend.storage_to_end)}, balance {dollars(balance)} -> target "
                        f"{dollars(plan.target)}")

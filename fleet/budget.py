@@ -274,13 +274,15 @@ class CreditPlan(BaseModel):
     reclaim: Decimal = ZERO
 
 
-def credit_plan(*, budget: Decimal, spend: WindowSpend, balance: Decimal, reclaim: bool) -> CreditPlan:
-    """Top up to the target (rounded down: never beyond it), or take back what is above it (rounded up, within
-    the balance) when reclaiming is on."""
+def credit_plan(*, budget: Decimal, spend: WindowSpend, balance: Decimal, reclaim: bool,
+                min_top_up: Decimal = CENT) -> CreditPlan:
+    """Top up to the target (rounded down: never beyond it) once the gap is worth a transfer (`min_top_up`: a
+    balance below its target only stops the team a little earlier), or take back what is above it (rounded up,
+    within the balance) when reclaiming is on: that one cannot wait."""
     target = max(ZERO, budget - spend.spent - spend.storage_to_end)
     base = CreditPlan(budget=budget, spent=spend.spent, reserve=spend.storage_to_end, balance=balance, target=target)
     gap = target - balance
-    if gap >= CENT:
+    if gap >= max(CENT, min_top_up):
         return base.model_copy(update={"top_up": floor_cents(gap)})
     if reclaim and -gap > 0:
         amount = min(ceil_cents(-gap), floor_cents(max(ZERO, balance)))

@@ -171,7 +171,7 @@ def read_guard_records(keys: Iterable[str], read: Callable[[str], bytes]) -> lis
     out: list[tuple[str, GuardRecord]] = []
     for key in keys:
         name = key.rsplit("/", 1)[-1].removesuffix(".json")
-        if not key.startswith(f"{GUARD}/") or "." in name:
+        if not key.startswith(f"{GUARD}/") or name.endswith(".sent") or ".retry-" in name:
             continue
         model: type[GuardRecord] = Pause if name == "pause" else Resume if name == "resume" else Crossing
         out.append((name, model.model_validate_json(read(key))))

@@ -16,3 +16,6 @@ PROVISION_TIMEOUT_CONFIG = "vastai:provisionTimeout"
 
 SET_KEY_COMMAND = f"pulumi config set --secret {API_KEY_CONFIG}"
 """How a team stores its key (it prompts, or reads stdin; never the key in argv)."""
+TEAM_FILES_ENV = "VASTGUARD_TEAM_FILES"
+"""Where the program finds the platform's team files (default: `policies/teams` of the project it runs in), to read
+the team's budget time zone and windows for its `vastai:TeamSpend`."""

@@ -14,14 +14,13 @@ from fleet.budget import WINDOW_KINDS, WindowKind
 from fleet.costs import CostBasis, fleet_cost
 from fleet.declaration import FleetError, parse_fleet
 from fleet.spend import TEAM_SPEND_NAME, TeamSpendInputs
+from fleet.stack_config import TEAM_FILES_ENV
 from policies.names import RuleName
 from providers.team_spend import TeamSpend
 from providers.vast_instance import Instance
 
 EXPORTED_FIELDS = ("gpu_name", "num_gpus", "state", "status", "instance_id", "dph_total", "storage_cost",
                    "disk_gb", "quote", "ssh_host", "ssh_port", "public_ip", "max_dph")
-TEAM_FILES_ENV = "VASTGUARD_TEAM_FILES"
-"""The directory of the platform's team files (default: `policies/teams` of the project being run)."""
 
 
 def spend_windows(team_file: Mapping[str, Any] | None) -> tuple[str, tuple[WindowKind, ...]]:

@@ -18,7 +18,7 @@ import yaml
 
 from engine import Engine, repo_root
 from fleet.platform_declaration import KEY_FROM_CONFIG, TEAM_KEYS_CONFIG
-from fleet.stack_config import API_KEY_CONFIG, URL_CONFIG
+from fleet.stack_config import API_KEY_CONFIG, TEAM_FILES_ENV, URL_CONFIG
 from vastclient import URL_ENV
 from vastguard.keys import delivered_env, is_platform_stack
 from vastguard.pulumi_cli import PulumiCLI
@@ -57,7 +57,8 @@ class Workspace:
             target = root / "stacks" / stack_file.name
             if not target.exists():
                 shutil.copyfile(stack_file, target)
-        env = dict(extra_env or {})
+        # The program reads the team's budget windows from its team file, as it finds it at the repository's root.
+        env = {TEAM_FILES_ENV: str(POLICY_PACK / "teams"), **(extra_env or {})}
         if vast_url:
             env[URL_ENV] = vast_url
         return cls(root=root, cli=PulumiCLI.for_project(engine, root, state_dir=state_dir, extra_env=env))

@@ -29,7 +29,7 @@ def lint(actionlint: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_workflows_pass_actionlint(actionlint: Path) -> None:
-    assert sorted(p.name for p in WORKFLOWS.glob("*.yml")) == ["deploy.yml", "nightly.yml", "preview.yml"]
+    assert sorted(p.name for p in WORKFLOWS.glob("*.yml")) == ["deploy.yml", "guard.yml", "nightly.yml", "preview.yml"]
     result = lint(actionlint, repo_root())
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -49,7 +49,7 @@ def _steps(path: Path) -> list[dict[str, object]]:
     return [step for job in doc["jobs"].values() for step in job.get("steps", [])]
 
 
-@pytest.mark.parametrize("name", ["preview.yml", "deploy.yml", "nightly.yml"])
+@pytest.mark.parametrize("name", ["preview.yml", "deploy.yml", "nightly.yml", "guard.yml"])
 def test_secrets_only_reach_env_never_a_command_line(name: str) -> None:
     for step in _steps(WORKFLOWS / name):
         run = str(step.get("run", ""))
@@ -74,3 +74,11 @@ def test_each_workflow_does_its_job_through_dev() -> None:
     assert "pull_request" in on["preview.yml"]
     assert on["deploy.yml"]["push"]["branches"] == ["main"]
     assert "schedule" in on["nightly.yml"]
+
+
+def test_the_guard_runs_every_fifteen_minutes_after_the_prepaid_allocation() -> None:
+    doc = yaml.safe_load((WORKFLOWS / "guard.yml").read_text())
+    assert doc[True]["schedule"] == [{"cron": "*/15 * * * *"}]
+    run = "\n".join(str(s.get("run", "")) for s in _steps(WORKFLOWS / "guard.yml"))
+    assert run.index("./dev vastguard budget allocate") < run.index("./dev vastguard guard")
+    assert 'export "$KEY_NAME=$TEAM_KEY"' in run  # a shell builtin: the key is in no process's argv

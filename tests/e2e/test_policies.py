@@ -128,7 +128,7 @@ CASES: dict[str, Case] = {
                   {"team": "ml-engineering"}),
     "gpus": ("ml-engineering", None, set_block(RuleName.MAX_GPUS, max_gpus=2), RuleName.MAX_GPUS, "too-many",
              {"team": "ml-engineering"}),
-    "daily-budget": ("ml-research", group("finetune", count=7), None, RuleName.DAILY_BUDGET, "over",
+    "daily-budget": ("ml-research", group("finetune", count=7), None, RuleName.DAILY_BUDGET, "over-actual",
                      {"team": "ml-research"}),
     "monthly-budget": ("ml-engineering", None, set_block(RuleName.MONTHLY_BUDGET, monthly_budget=100),
                        RuleName.MONTHLY_BUDGET, "over", {"team": "ml-engineering"}),
