@@ -168,9 +168,10 @@ def policy_overhead(tmp: Path, sizes: tuple[int, ...], rounds: int, log: Log) ->
 
 
 def lower_bound(n: int) -> int:
-    """Calls no provisioning of n new instances can avoid: a rent each, one search per distinct query (the
-    fleet's GPU models), and a status read that shows each one running (a listing page holds 25)."""
-    return n + min(len(GPUS), math.ceil(n / GROUP)) + math.ceil(n / 25)
+    """Calls no governed provisioning of n new instances can avoid: a rent each, one search per distinct query (the
+    fleet's GPU models), a status read that shows each one running (a listing page holds 25), and the budget's
+    charges read (`vastai:TeamSpend`; its listing is the adoption check's)."""
+    return n + min(len(GPUS), math.ceil(n / GROUP)) + math.ceil(n / 25) + 1
 
 
 def seeds_approach(n: int) -> Counter[str]:

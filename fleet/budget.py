@@ -144,7 +144,10 @@ def row_share(row: ChargeRow, start: float, end: float) -> Share:
     gpu = row.gpu if row.gpu is not None else row.amount - disk
     other = row.amount - gpu - disk
     disk_part = disk * overlap / span if span > 0 else disk
-    gpu_part = gpu if row.gpu_rate is None else min(gpu, row.gpu_rate * overlap / SECONDS_PER_HOUR)
+    # The GPU ran at most the whole overlap; a row whose GPU amount its rate cannot explain counts whole.
+    rate = row.gpu_rate
+    bounded = rate is not None and gpu <= rate * span / SECONDS_PER_HOUR
+    gpu_part = min(gpu, rate * overlap / SECONDS_PER_HOUR) if bounded and rate is not None else gpu
     return Share(amount=disk_part + gpu_part + max(ZERO, other), exact=False)
 
 

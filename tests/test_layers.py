@@ -51,6 +51,8 @@ VIOLATIONS = [
     ("reports", "reports", "from vastguard.pulumi_cli import PulumiCLI"),
     ("pack", "policies", "import vastclient"),
     ("client", "vastclient", "from providers import market"),
+    ("budget", "budget", "from vastguard.pulumi_cli import PulumiCLI"),
+    ("budget", "budget", "from providers import team_spend"),
 ]
 
 

@@ -18,8 +18,8 @@ def test_fleets_are_groups_of_fifty_over_five_gpu_models() -> None:
     fleet = fleet_of(120)
     assert [g["count"] for g in fleet.values()] == [50, 50, 20]
     assert [g["gpu"] for g in fleet.values()] == ["A100", "H100_SXM", "RTX_4090"]
-    assert lower_bound(50) == 50 + 1 + 2
-    assert lower_bound(500) == 500 + 5 + 20
+    assert lower_bound(50) == 50 + 1 + 2 + 1
+    assert lower_bound(500) == 500 + 5 + 20 + 1
     assert rate_limit_bound(100, 0.15) == pytest.approx((100 - 4.5) / 4.5 + 0.3)
 
 

@@ -289,9 +289,9 @@ def test_a_month_of_budgets_that_hold(month: Month, tmp_path: Path, monkeypatch:
     paused_days = {a.window for a in m.log.actions("ml-engineering") if a.reason == "pause"}
     assert len(paused_days) >= 3, paused_days  # day 5 (the rental), and the days of two servers
     for offset in range(30):
-        day = date(2026, 11, 1) + timedelta(days=offset)
-        allowance = m.burn["ml-engineering", day] * Decimal("0.25")
-        assert m.day_spend("ml-engineering", day) <= ENGINEERING_DAILY + allowance, day
+        each = date(2026, 11, 1) + timedelta(days=offset)
+        allowance = m.burn["ml-engineering", each] * Decimal("0.25")
+        assert m.day_spend("ml-engineering", each) <= ENGINEERING_DAILY + allowance, each
 
     # Each crossing alerted exactly once: one webhook post per claim, and a claim for every crossing posted.
     keys = m.log.keys(".vastguard/guard/")

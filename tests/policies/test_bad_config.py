@@ -94,6 +94,14 @@ FIELDS: dict[RuleName, dict[str, st.SearchStrategy[Any]]] = {
     RuleName.MONTHLY_BUDGET: {"monthly_budget": amounts(nullable=True)},
     RuleName.MAX_HOURLY_BURN: {"max_hourly_burn": amounts(nullable=True)},
     RuleName.POLICY_EXCEPTIONS: {},
+    RuleName.ACTUAL_SPEND: {"timezone": st.sampled_from(["Mars/Olympus", "UTC+1", "", "Europe/Berln"]) | not_a_string},
+    RuleName.BUDGET_ENFORCEMENT: {
+        "action": st.sampled_from(["stop", "Pause", "", "delete"]) | not_a_string,
+        "warn_share": amounts(high=1) | st.just(0),
+        "idle": st.sampled_from([{"max_gpu_util": 2, "minutes": 60}, {"max_gpu_util": 0.1, "minutes": 0},
+                                 {"max_gpu_util": 0.1, "minutes": 60, "action": "kill"}, {"minutes": 60}, "yes", 5]),
+        "prepaid": st.sampled_from([{"period": "week"}, {"reclaim": "yes"}, "on", 1, {"period": "month", "x": 1}]),
+    },
 }
 # A valid `allow` for each limited rule's exceptions, and invalid ones.
 ALLOW: dict[RuleName, tuple[Any, st.SearchStrategy[Any]]] = {
