@@ -5,9 +5,9 @@ the reports (which ignore it: it bills nothing).
 Why a resource: the pack must judge budgets on actual spend at `pulumi preview`, and a rule can only read what
 the engine gives it, resource properties. Like the instance's price `quote`, the provider's `check` adds the
 `reading` to the inputs: one listing of the team's instances and one charges query (a page per 100 charge rows)
-per team per preview. Its `diff` reports a change whenever the reading moved, so that the engine hands the pack's
-stack rules the fresh reading (an unchanged resource would show the outputs of the last deploy), and each deploy
-records in the stack's history the spend it was judged on.
+per team per preview. Its `diff` reports a change when the reading moved (`moved`), so that the engine hands the
+pack's stack rules the new reading (an unchanged resource would show the outputs of the last deploy); each
+deploy records in the stack's history the spend as it was once the deploy's changes were made.
 
 - `TeamSpendInputs`: what the program declares (team, stack, the time zone and windows its team file names) and,
   after `check`, the `reading`;
@@ -93,6 +93,7 @@ class SpendReading(BaseModel):
     timezone: str = "UTC"
     windows: tuple[WindowReading, ...] = ()
     instances: tuple[LiveInstance, ...] = ()
+    burn: Decimal = Field(default=Decimal(0), description="$/h the team's live instances bill now (all of them)")
     charge_pages: int = Field(default=0, description="charges requests it took (a page per 100 rows)")
 
     @classmethod
@@ -136,6 +137,8 @@ class TeamSpendInputs(BaseModel):
     timezone: str = Field(default="UTC", description="the team's budget time zone (its team file)")
     windows: tuple[WindowKind, ...] = Field(default=WINDOW_KINDS, min_length=1,
                                             description="the windows to read: day, month (the team file's budgets)")
+    fleet: str = Field(default="", description="a digest of the fleet the program declares: a deploy that changes "
+                                               "it records the spend as it is after the change")
     reading: SpendReading | None = None
 
 
@@ -161,6 +164,37 @@ def read_spend(*, timezone: str, kinds: tuple[WindowKind, ...], at: datetime, ro
         spends = [window_spend(window(kind, at, timezone), at, rows, rates) for kind in kinds]
     except UnknownSpendError as err:
         return SpendReading.unknown(str(err), timezone=timezone, read_at=at.timestamp())
+    burn = sum((r.hourly for r in rates if r.hourly is not None), Decimal(0))
     return SpendReading(status="known", read_at=at.timestamp(), timezone=timezone,
-                        windows=tuple(WindowReading.of(s) for s in spends), instances=tuple(instances),
+                        windows=tuple(WindowReading.of(s) for s in spends), instances=tuple(instances), burn=burn,
                         charge_pages=charge_pages)
+
+
+STALE_AFTER = 900.0
+"""Seconds (Vast's clock) after which a preview takes the new reading whatever it says."""
+MATERIAL = Decimal("0.01")
+
+
+def moved(old: SpendReading | None, new: SpendReading | None) -> bool:
+    """Whether `new` says something `old` did not: the resource's diff reports a change (and the pack judges `new`)
+    only then, so that an unchanged stack previews without changes. `old` still stands while it is recent (15
+    minutes), for the same windows, with the same instances, pauses and burn, and its spend extrapolated at its
+    burn is within a cent of the new one: judged from `old`'s moment to the window's end, the budget rules then
+    reach the same total (or, for a stack that plans to cost more than it burns, a higher one)."""
+    if old is None or new is None:
+        return old is not new
+    if new.status != "known" or old.status != "known":
+        return True  # an unknown reading is always judged (and denied): never an old known one in its place
+    if old.read_at is None or new.read_at is None or new.read_at - old.read_at > STALE_AFTER:
+        return True
+    if old.timezone != new.timezone or [w.key for w in old.windows] != [w.key for w in new.windows]:
+        return True
+    if abs(old.burn - new.burn) >= MATERIAL / 100 or _states(old) != _states(new):
+        return True
+    hours = Decimal(str(new.read_at - old.read_at)) / Decimal(3600)
+    return any(abs(n.spent - (o.spent + old.burn * hours)) >= MATERIAL for o, n in zip(old.windows, new.windows,
+                                                                                     strict=True))
+
+
+def _states(reading: SpendReading) -> set[tuple[int, str | None, str | None]]:
+    return {(i.instance_id, i.status, i.paused) for i in reading.instances}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -54,11 +55,15 @@ def run() -> dict[str, Instance]:
         # RunError: Pulumi prints the message alone, without a Python traceback.
         raise pulumi.RunError(str(err)) from None
 
-    # Declared first, so that its check (one listing, one charges query) runs before any instance's create and
-    # the listing it takes serves the creates' adoption checks too.
+    specs = fleet.instances()
+    instances = {name: Instance(name, spec) for name, spec in specs.items()}
+    # After the instances, depending on them: a deploy records the team's spend once its changes are made.
     timezone, windows = spend_windows(_team_file(fleet.team))
-    TeamSpend(TEAM_SPEND_NAME, TeamSpendInputs(team=fleet.team, stack=stack, timezone=timezone, windows=windows))
-    instances = {name: Instance(name, spec) for name, spec in fleet.instances().items()}
+    declared = hashlib.sha256(json.dumps({n: s.model_dump(mode="json") for n, s in specs.items()},
+                                         sort_keys=True).encode()).hexdigest()[:16]
+    TeamSpend(TEAM_SPEND_NAME, TeamSpendInputs(team=fleet.team, stack=stack, timezone=timezone, windows=windows,
+                                               fleet=declared),
+              pulumi.ResourceOptions(depends_on=list(instances.values())))
 
     def describe(inst: Instance) -> pulumi.Output[dict[str, Any]]:
         return pulumi.Output.all(**{f: getattr(inst, f) for f in EXPORTED_FIELDS}).apply(dict)

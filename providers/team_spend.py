@@ -6,78 +6,67 @@ per preview: one listing of the team's instances (shared with the instance provi
 same process, so an `up` costs no extra listing) and one charges query, and adds the reading to the inputs, as
 the instance provider adds a price quote. Then:
 
-- `diff` reports a change whenever the reading moved. An unchanged resource would hand the pack's stack rules
-  the outputs of the last deploy, not this preview's reading; so every preview shows it as an update, and every
-  deploy records in the stack's history the spend it was judged on.
+- `diff` reports a change when the reading moved (`fleet.spend.moved`): the engine hands the pack's stack rules
+  an unchanged resource's outputs, the last deploy's reading, so a new reading must show as an update to be
+  judged. It moved when the last one is older than 15 minutes, its windows, instances, pauses or burn changed,
+  or the spend did not grow as its burn said; otherwise the last reading still projects the same total, and a
+  stack nobody changed previews (`--expect-no-changes`) without changes.
 - A reading that cannot be taken (the key lacks `billing_read`, Vast errs past the client's retries) never
   fails the preview as an error: it becomes an unknown reading whose `reason` says what to fix, and the pack's
   `vast-actual-spend` rule denies on it (or warns, as the team file says). Unknown is never $0.
-- `read` (refresh) takes a fresh reading; `create`/`update` record the inputs; `delete` has nothing to release.
+- The program declares it after the instances, depending on them all: its `create`/`update` run once the
+  deploy's instance creates and updates are done and record the spend as it then is (its input `fleet`, a digest
+  of the declaration, changes with every fleet change), so the next preview of an unchanged stack finds the same.
+- `read` (refresh) takes a fresh reading; `delete` has nothing to release.
 """
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
+import pulumi
 from pulumi.dynamic import (
     CheckFailure,
     CheckResult,
-    ConfigureRequest,
     CreateResult,
     DiffResult,
     ReadResult,
     Resource,
-    ResourceProvider,
     UpdateResult,
 )
 from pydantic import ValidationError
 
 from fleet.budget import UnknownTimezoneError, zone
-from fleet.spend import SpendReading, TeamSpendInputs, TeamSpendOutputs
+from fleet.spend import SpendReading, TeamSpendInputs, TeamSpendOutputs, moved
 from providers import market
+from providers.configured import ConfiguredProvider
 from providers.explain import explain
-from providers.host import engine_address, exit_with_engine, widen_worker_pool
-from providers.settings import ProviderSettings, settings_from
 from vastclient import MissingApiKeyError, VastClient, VastError
 from vastclient.spend import team_spend
 
-DECLARED = ("team", "stack", "timezone", "windows")
+DECLARED = ("team", "stack", "timezone", "windows", "fleet")
 
 
-class TeamSpendProvider(ResourceProvider):
-    _settings: ProviderSettings | None
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._settings = None
-
-    # Nothing of the provider is pickled into `__provider` but its class: never a key or a client.
-    def __getstate__(self) -> dict[str, Any]:
-        return {}
-
-    def __setstate__(self, _state: dict[str, Any]) -> None:
-        self._settings = None
-
-    def configure(self, req: ConfigureRequest) -> None:
-        widen_worker_pool()
-        exit_with_engine(engine_address(sys.argv))
-        self._settings = settings_from(req.config.get)
-
+class TeamSpendProvider(ConfiguredProvider):
     @staticmethod
     def _inputs(props: dict[str, Any]) -> TeamSpendInputs:
         return TeamSpendInputs.model_validate({k: v for k, v in props.items() if k in TeamSpendInputs.model_fields})
 
-    def _reading(self, inputs: TeamSpendInputs) -> SpendReading:
-        settings = self._settings or settings_from(lambda _k: None)
+    def _reading(self, inputs: TeamSpendInputs, *, fresh: bool = False) -> SpendReading:
+        """The team's spend now: from this process's account listing (the adoption checks'), or, `fresh`, from a
+        listing of its own (after a deploy's changes)."""
+        settings = self._current_settings()
         try:
             key = settings.require_key()
             session = market.session_for(
                 settings.base_url, key, make_client=lambda: VastClient(api_key=key, base_url=settings.base_url,
                                                                        pace=True))
-            listing = session.board.account_listing()
-            reading, _, _ = team_spend(session.client, timezone=inputs.timezone, kinds=inputs.windows,
-                                       instances=listing, listed_at=session.board.account_listed_at)
+            if fresh:
+                reading, _, _ = team_spend(session.client, timezone=inputs.timezone, kinds=inputs.windows)
+            else:
+                listing = session.board.account_listing()
+                reading, _, _ = team_spend(session.client, timezone=inputs.timezone, kinds=inputs.windows,
+                                           instances=listing, listed_at=session.board.account_listed_at)
         except MissingApiKeyError as err:
             return SpendReading.unknown(str(err), timezone=inputs.timezone)
         except VastError as err:
@@ -102,16 +91,24 @@ class TeamSpendProvider(ResourceProvider):
         return CheckResult({**news, "reading": reading.model_dump(mode="json")}, [])
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [k for k in (*DECLARED, "reading") if olds.get(k) != news.get(k)]
-        return DiffResult(changes=bool(changed), replaces=[], stables=[], delete_before_replace=False)
+        declared = [k for k in DECLARED if olds.get(k) != news.get(k)]
+        return DiffResult(changes=bool(declared) or moved(_reading(olds), _reading(news)), replaces=[], stables=[],
+                          delete_before_replace=False)
 
     @staticmethod
     def _outputs(inputs: TeamSpendInputs) -> dict[str, Any]:
         return TeamSpendOutputs.model_validate(inputs.model_dump()).model_dump(mode="json")
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        inputs = self._inputs(props)
+        inputs = self._after_deploy(self._inputs(props))
         return CreateResult(id_=f"{inputs.stack}/{inputs.team}", outs=self._outputs(inputs))
+
+    def _after_deploy(self, inputs: TeamSpendInputs) -> TeamSpendInputs:
+        """The resource depends on every instance, so this runs once the deploy's creates and updates are done:
+        the state records the spend as it is now, which the next preview compares its reading with. The check's
+        reading (what the deploy was judged on) is kept when this one cannot be taken."""
+        after = self._reading(inputs, fresh=True)
+        return inputs.model_copy(update={"reading": after}) if after.status == "known" else inputs
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         try:
@@ -122,10 +119,18 @@ class TeamSpendProvider(ResourceProvider):
         return ReadResult(id_=id_, outs=self._outputs(fresh))
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        return UpdateResult(outs=self._outputs(self._inputs(news)))
+        return UpdateResult(outs=self._outputs(self._after_deploy(self._inputs(news))))
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         return None  # a reading: nothing on Vast to release
+
+
+def _reading(props: dict[str, Any]) -> SpendReading | None:
+    raw = props.get("reading")
+    try:
+        return SpendReading.model_validate(raw) if isinstance(raw, dict) else None
+    except ValidationError:
+        return None
 
 
 _PROVIDER = TeamSpendProvider()
@@ -134,5 +139,5 @@ _PROVIDER = TeamSpendProvider()
 class TeamSpend(Resource, module="vastai", name="TeamSpend"):
     """The team's actual spend in its budget windows, read at every preview (one per team stack)."""
 
-    def __init__(self, name: str, inputs: TeamSpendInputs) -> None:
-        super().__init__(_PROVIDER, name, inputs.model_dump(mode="json"), None)
+    def __init__(self, name: str, inputs: TeamSpendInputs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(_PROVIDER, name, inputs.model_dump(mode="json"), opts)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -37,12 +36,10 @@ import pulumi
 from pulumi.dynamic import (
     CheckFailure,
     CheckResult,
-    ConfigureRequest,
     CreateResult,
     DiffResult,
     ReadResult,
     Resource,
-    ResourceProvider,
     UpdateResult,
 )
 from pydantic import ValidationError
@@ -50,9 +47,9 @@ from pydantic import ValidationError
 from fleet import gpus
 from fleet.instance import OUTPUT_FIELDS, InstanceInputs, InstanceOutputs, InstanceRecord, InstanceSpec, Quote
 from providers import market, provisioning
+from providers.configured import ConfiguredProvider
 from providers.explain import explain, stack_of
-from providers.host import engine_address, exit_with_engine, fail, widen_worker_pool
-from providers.settings import ProviderSettings, settings_from
+from providers.host import fail, widen_worker_pool
 from vastclient import Instance as VastInstance
 from vastclient import VastClient, VastError
 
@@ -74,30 +71,8 @@ def _input(props: dict[str, Any], field: str) -> Any:
     return props.get(field, _DEFAULTS.get(field))
 
 
-class VastInstanceProvider(ResourceProvider):
-    _settings: ProviderSettings | None
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._settings = None
-
-    # Keep only plain state when pickled into `__provider`: never a key, a client or a lock.
-    def __getstate__(self) -> dict[str, Any]:
-        return {}
-
-    def __setstate__(self, _state: dict[str, Any]) -> None:
-        self._settings = None
-
-    def configure(self, req: ConfigureRequest) -> None:
-        widen_worker_pool()
-        exit_with_engine(engine_address(sys.argv))
-        self._settings = settings_from(req.config.get)
-
+class VastInstanceProvider(ConfiguredProvider):
     # --- helpers -----------------------------------------------------------------------------------------
-
-    def _current_settings(self) -> ProviderSettings:
-        # Without `configure` (e.g. an engine that skips it), fall back to the environment alone.
-        return self._settings or settings_from(lambda _k: None)
 
     def _market(self) -> market.Session:
         """The process's shared client, offer book and instance board for this stack's account."""

@@ -15,6 +15,7 @@ from emulator import EmulatorServer
 from emulator.bodies import ClockBody
 from emulator.testing import EmulatorAccount, make_team, make_team_key
 from fleet.spend import SpendReading, TeamSpendInputs
+from providers import market
 from providers.settings import ProviderSettings
 from providers.team_spend import TeamSpendProvider
 from vastclient import OfferQuery, VastClient
@@ -23,6 +24,8 @@ NOON = datetime(2026, 11, 5, 12, tzinfo=UTC)
 
 
 def provider_for(server: EmulatorServer, key: str) -> TeamSpendProvider:
+    """A provider as in a new preview's process (whose market session takes its own listing)."""
+    market._SESSIONS.clear()
     provider = TeamSpendProvider()
     provider._settings = ProviderSettings(api_key=key, base_url=server.url)
     return provider
@@ -95,17 +98,30 @@ def test_bad_inputs_fail_check_naming_the_field(frozen: EmulatorServer,
 def test_diff_reports_a_new_reading_and_nothing_else_is_ever_replaced(frozen: EmulatorServer,
                                                                       emulator_account: Callable[..., EmulatorAccount]
                                                                       ) -> None:
-    provider = provider_for(frozen, emulator_account().api_key)
+    account = emulator_account()
+    provider = provider_for(frozen, account.api_key)
     first = provider.check({}, props()).inputs
     assert not provider.diff("id", first, dict(first)).changes
+    # A minute later nothing has changed but the clock: the spend grew as the burn said, the reading stands.
     frozen.market.update_clock(ClockBody(advance=60))
-    second = provider.check(first, props()).inputs
+    assert not provider.diff("id", first, provider_for(frozen, account.api_key).check(first, props()).inputs).changes
+    # An instance rented since: the reading moved, and must be judged.
+    with VastClient(api_key=account.api_key, base_url=frozen.url) as vast:
+        offer = vast.search_offers(OfferQuery(gpu_names="RTX 4090", disk_gb=16, limit=1))[0]
+        vast.create_instance(offer.id, image="pytorch/pytorch", disk_gb=16, label="outside")
+    second = provider_for(frozen, account.api_key).check(first, props()).inputs
     diff = provider.diff("id", first, second)
     assert diff.changes and diff.replaces == []
-    created = provider.create(second)
+    frozen.market.update_clock(ClockBody(advance=901))  # older than 15 minutes: taken again whatever it says
+    third = provider_for(frozen, account.api_key).check(second, props()).inputs
+    assert provider.diff("id", second, third).changes
+    assert provider.diff("id", second, {**second, "timezone": "Europe/Berlin"}).changes
+    # A deploy's create or update runs after its instances' and records the spend as it then is.
+    created = provider.create(third)
     outs = created.outs or {}
-    assert created.id == "vision/vision" and outs["reading"] == second["reading"]
-    assert (provider.update("id", first, second).outs or {})["reading"] == second["reading"]
+    assert created.id == "vision/vision" and outs["reading"]["read_at"] == third["reading"]["read_at"]
+    assert not provider.diff("id", outs, third).changes  # so the next preview of the same stack shows no change
+    assert (provider.update("id", second, third).outs or {})["reading"]["status"] == "known"
     refreshed = provider.read("id", outs).outs or {}
-    assert refreshed["reading"]["read_at"] == second["reading"]["read_at"]  # the clock is frozen
+    assert refreshed["reading"]["read_at"] == third["reading"]["read_at"]  # a fresh reading (the clock is frozen)
     provider.delete("id", outs)  # nothing on Vast to release: no call, no error
