@@ -26,7 +26,7 @@ from fleet.costs import money
 from fleet.declaration import group_of
 from fleet.gpus import allowed, normalize
 from policies.config import Amount, GpuName, Limited, Share, active_allows
-from policies.instances import InstanceView, QuoteView, Unknown
+from policies.instances import InstanceView, QuoteView, Unknown, stack_and_config
 from policies.names import RuleName
 from policies.report import dollars, listing, render
 
@@ -134,10 +134,10 @@ def _gpus_on_demand(view: InstanceView) -> int:
 def on_demand_gpu_share(args: StackValidationArgs, report: ReportViolation, today: date | None = None) -> None:
     """Counts GPUs, not instances or dollars: the share of capacity that cannot be interrupted is what a
     platform team trades for cost, and a GPU count cannot drift with prices."""
-    from policies.rules import _stack_and_config, utc_today
+    from policies.rules import utc_today
 
     rule = RuleName.ON_DEMAND_GPU_SHARE
-    loaded = _stack_and_config(OnDemandGpuShareConfig, rule, args, report)
+    loaded = stack_and_config(OnDemandGpuShareConfig, rule, args, report)
     if loaded is None:
         return
     stack, views, config = loaded

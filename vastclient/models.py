@@ -223,7 +223,6 @@ class ChargeItem(_VastModel):
     quantity: OptDecimal = Field(default=None, description="hours (a gpu item: running hours, at its rate)")
     start: OptFloat = None
     end: OptFloat = None
-    quantity: OptDecimal = Field(default=None, description="hours billed (gpu, disk)")
     rate: OptDecimal = Field(default=None, description="$/h")
     items: list[ChargeItem] = Field(default_factory=list)
 
