@@ -94,7 +94,13 @@ def run_guard(args: argparse.Namespace) -> int:
     guard = Guard(log=log, keys=keys, connect=connect, alerter=Alerter.from_env(args.webhook),
                   actor=actor("vastguard guard"))
     while True:
-        code = _report(f"vastguard guard ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)", guard.run(policies))
+        try:
+            code = _report(f"vastguard guard ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)", guard.run(policies))
+        except (BudgetLogError, SourceError) as err:
+            if args.watch is None:
+                raise
+            print(f"error: {err}; the next pass tries again", file=sys.stderr)  # a service keeps watching
+            code = 1
         for problem in guard.alerter.problems:
             print(f"warning: {problem}", file=sys.stderr)
         guard.alerter.problems.clear()
