@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from budget.guard import TeamOutcome, dollars
-from budget.keys import PLATFORM_KEY_ENV, KeyLookup, owner_env_name
+from budget.keys import PLATFORM_KEY_ENV, KeyLookup, KeyProblem, owner_env_name
 from budget.policy import TeamPolicy
 from budget.store import BudgetLog
 from fleet.budget import (
@@ -104,8 +104,12 @@ class Allocator:
             outcome.errors.append(f"team {policy.team}: prepaid period {kind} has no budget; set "
                                   f"vast-monthly-budget.monthly_budget in policies/teams/{policy.team}.json")
             return outcome
-        team_key, owner_key, platform_key = (self.keys.team_key(policy.team), self.keys.owner_key(policy.team),
-                                             self.keys.platform_key())
+        try:
+            team_key, owner_key, platform_key = (self.keys.team_key(policy.team), self.keys.owner_key(policy.team),
+                                                 self.keys.platform_key())
+        except KeyProblem as err:
+            outcome.errors.append(f"team {policy.team}: {err}; nothing was moved")
+            return outcome
         missing = [name for name, key in ((env_name(policy.team), team_key), (PLATFORM_KEY_ENV, platform_key))
                    if not key]
         if missing or not owner_key or not team_key or not platform_key:

@@ -26,10 +26,12 @@ from budget.keys import EnvKeys, KeyLookup
 from budget.policy import TeamPolicy, load_policies
 from budget.store import BudgetLog, BudgetLogError, actor
 from policies.teamfile import TEAMS_DIR, TeamFileError
-from reports.sources import SourceError, open_bucket
+from reports.sources import SourceError, open_diy_bucket
 from vastclient import URL_ENV, VastClient
 
 Connect = Callable[[str], AbstractContextManager[VastClient]]
+# The keys for a backend URL: the environment's, or (wired by vastguard) the platform stack's envelopes too.
+KeysFor = Callable[[str], KeyLookup]
 
 
 def parse_interval(text: str) -> float:
@@ -73,10 +75,12 @@ def _report(title: str, outcomes: Sequence[TeamOutcome], *, out: Any = None) -> 
 
 
 def _setup(args: argparse.Namespace) -> tuple[BudgetLog, list[TeamPolicy], Connect, KeyLookup]:
-    log = BudgetLog(open_bucket(_backend(args)))
+    backend = _backend(args)
+    log = BudgetLog(open_diy_bucket(backend))
     policies = load_policies(Path(args.team_files) if args.team_files else TEAMS_DIR, args.team or (),
                              today=datetime.now(UTC).date())
-    return log, policies, connector(args.vast_url or os.environ.get(URL_ENV) or None), EnvKeys()
+    keys_for: KeysFor = getattr(args, "keys_for", None) or (lambda _backend: EnvKeys())
+    return log, policies, connector(args.vast_url or os.environ.get(URL_ENV) or None), keys_for(backend)
 
 
 def run_allocate(args: argparse.Namespace) -> int:
@@ -130,8 +134,9 @@ def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse
     return run
 
 
-def _common(parser: argparse.ArgumentParser, local_state: Path | None, *, teams: bool = True) -> None:
-    parser.set_defaults(local_state=local_state)
+def _common(parser: argparse.ArgumentParser, local_state: Path | None, *, teams: bool = True,
+            keys_for: KeysFor | None = None) -> None:
+    parser.set_defaults(local_state=local_state, keys_for=keys_for)
     if teams:
         parser.add_argument("--team", action="append", metavar="TEAM", help="only this team (repeatable)")
     parser.add_argument("--team-files", metavar="DIR", help="the team files (default: policies/teams)")
@@ -142,7 +147,7 @@ def _common(parser: argparse.ArgumentParser, local_state: Path | None, *, teams:
     parser.add_argument("--vast-url", metavar="URL", help=f"Vast.ai API base URL (default: ${URL_ENV}, else Vast.ai)")
 
 
-def register(subparsers: Any, *, local_state: Path | None = None) -> None:
+def register(subparsers: Any, *, local_state: Path | None = None, keys_for: KeysFor | None = None) -> None:
     budget = subparsers.add_parser("budget", help="prepaid team credit: vastguard budget allocate")
     actions = budget.add_subparsers(dest="budget_command", required=True, metavar="ACTION")
     allocate = actions.add_parser(
@@ -150,14 +155,14 @@ def register(subparsers: Any, *, local_state: Path | None = None) -> None:
                          "what a finished period left unused)",
         description=allocation.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    _common(allocate, local_state)
+    _common(allocate, local_state, keys_for=keys_for)
     allocate.set_defaults(func=_guarded(run_allocate))
 
     guard = subparsers.add_parser(
         "guard", help="each team's actual spend vs its budgets: alert once per crossing, pause, idle GPUs",
         description=guarding.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    _common(guard, local_state)
+    _common(guard, local_state, keys_for=keys_for)
     guard.add_argument("--watch", type=parse_interval, metavar="INTERVAL",
                        help="run a pass every INTERVAL (15m, 900, 1h) until interrupted: a long-running service")
     guard.add_argument("--webhook", metavar="URL",
@@ -165,7 +170,7 @@ def register(subparsers: Any, *, local_state: Path | None = None) -> None:
     guard.set_defaults(func=_guarded(run_guard))
 
     back = subparsers.add_parser("resume", help="lift a team's budget pause now, on the record")
-    _common(back, local_state, teams=False)
+    _common(back, local_state, teams=False, keys_for=keys_for)
     back.add_argument("team", metavar="TEAM", type=lambda t: [t])
     back.add_argument("--reason", required=True, help="why (recorded, and shown by vastguard audit)")
     back.add_argument("--webhook", metavar="URL", help=f"announce it (default ${WEBHOOK_ENV})")

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from budget.alerts import Alert, Alerter
-from budget.keys import KeyLookup
+from budget.keys import KeyLookup, KeyProblem, missing_key_hint
 from budget.policy import TeamPolicy
 from budget.store import BudgetLog
 from fleet.budget import crossed, parse_window_key, window
@@ -40,7 +40,6 @@ from fleet.budget_log import Actor, Crossing, InstanceAction, Pause, Resume, gua
 from fleet.costs import cents
 from fleet.labels import IDLE, PAUSED, LabelTooLongError, marks, stack_of, with_mark, without_mark
 from fleet.spend import SpendReading
-from reports.charges import env_name
 from vastclient import Instance, VastClient, VastError
 from vastclient.spend import team_spend
 
@@ -129,9 +128,13 @@ class Guard:
 
     def team(self, policy: TeamPolicy) -> TeamOutcome:
         outcome = TeamOutcome(policy.team)
-        key = self.keys.team_key(policy.team)
+        try:
+            key = self.keys.team_key(policy.team)
+        except KeyProblem as err:
+            outcome.errors.append(f"team {policy.team}: {err}")
+            return outcome
         if not key:
-            outcome.errors.append(f"no Vast key for team {policy.team}: export {env_name(policy.team)} (a key acting "
+            outcome.errors.append(f"no Vast key for team {policy.team}: {missing_key_hint(policy.team)} (a key acting "
                                   "in the team's account, with instance_read, instance_write and billing_read)")
             return outcome
         try:
@@ -322,9 +325,13 @@ def resume(policy: TeamPolicy, *, log: BudgetLog, keys: KeyLookup, connect: Clie
            reason: str, alerter: Alerter) -> TeamOutcome:
     """Lift the team's pause now, on the record: the guard then leaves the team unpaused until the window resets."""
     outcome = TeamOutcome(policy.team)
-    key = keys.team_key(policy.team)
+    try:
+        key = keys.team_key(policy.team)
+    except KeyProblem as err:
+        outcome.errors.append(f"team {policy.team}: {err}")
+        return outcome
     if not key:
-        outcome.errors.append(f"no Vast key for team {policy.team}: export {env_name(policy.team)}")
+        outcome.errors.append(f"no Vast key for team {policy.team}: {missing_key_hint(policy.team)}")
         return outcome
     try:
         with connect(key) as client:

@@ -20,14 +20,27 @@ from typing import Protocol
 
 from reports.charges import PLATFORM_KEY_ENV, env_name
 
-__all__ = ["PLATFORM_KEY_ENV", "EnvKeys", "KeyLookup", "owner_env_name"]
+__all__ = ["PLATFORM_KEY_ENV", "EnvKeys", "KeyLookup", "KeyProblem", "missing_key_hint", "owner_env_name"]
 
 
 def owner_env_name(team: str) -> str:
     return env_name(team).replace("VASTGUARD_KEY_", "VASTGUARD_OWNER_KEY_", 1)
 
 
+class KeyProblem(RuntimeError):
+    """A key that should be there cannot be had (e.g. an envelope that does not open); the message says why and
+    names what to set, never a key or a secret."""
+
+
+def missing_key_hint(team: str) -> str:
+    deploy = env_name(team).replace("VASTGUARD_KEY_", "VASTGUARD_DEPLOY_SECRET_", 1)
+    return f"export {env_name(team)} (or, for a team taking its keys from the platform stack, {deploy})"
+
+
 class KeyLookup(Protocol):
+    """Each method returns None for a key that is not configured, or raises KeyProblem for one that is but
+    cannot be had."""
+
     def team_key(self, team: str) -> str | None: ...
 
     def owner_key(self, team: str) -> str | None: ...

@@ -25,7 +25,6 @@ from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationA
 
 from fleet.costs import money
 from fleet.gpus import allowed, normalize
-from policies.access import is_access_type
 from policies.bids import (
     BidCapConfig,
     InterruptibleRequiredConfig,

@@ -217,8 +217,8 @@ def run_audit(args: argparse.Namespace, out: TextIO | None = None,
     transfers, guard = source.budget_records()
     extra: list[AuditEventSource] = [EventList(budget_audit_events(transfers, guard, source.guard_actions()))]
     if args.vast:
-        teams = sorted({f.team for f in folds if not f.platform} | set(args.team or ()) | {t.intent.team for t in transfers}
-                       | {r.team for _, r in guard})
+        teams = sorted({f.team for f in folds if not f.platform} | set(args.team or ())
+                       | {t.intent.team for t in transfers} | {r.team for _, r in guard})
         extra.append(EventList(vast_audit_events(_vast_audit_logs(args, teams, factory), folds, transfers)))
     report = audit_report(folds, generated_at=_now(args),
                           since=parse_moment(args.since) if args.since else None,

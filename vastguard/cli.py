@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from engine import EngineError, ensure, project_env, repo_root
 from engine.build import reported_version
@@ -89,8 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
     teams.register(sub)
     ci.register(sub)
     reports_cli.register(sub, pulumi=pulumi_runner, local_state=repo_root() / ".pulumi-state")
-    budget_cli.register(sub, local_state=repo_root() / ".pulumi-state")
+    budget_cli.register(sub, local_state=repo_root() / ".pulumi-state", keys_for=_budget_keys)
     return parser
+
+
+def _budget_keys(backend_url: str) -> Any:
+    from budget.keys import EnvKeys
+    from vastguard.keys import DeliveredKeys
+
+    return DeliveredKeys(EnvKeys(), project_dir=repo_root(), backend_url=backend_url)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from budget.keys import KeyLookup, KeyProblem
 from fleet.envelope import Envelope, EnvelopeError, KeyKind, open_envelope, recipient_env
 from fleet.platform_declaration import KEY_FROM_CONFIG, PLATFORM_CONFIG
 from fleet.stack_config import API_KEY_CONFIG
@@ -237,3 +238,47 @@ def delivered_env(pulumi_args: Sequence[str], *, project_dir: Path, env: Mapping
                         cli_runner=cli_runner)
     log(delivered.describe())
     return delivered.env()
+
+
+# --- the budget commands' keys ------------------------------------------------------------------------------
+
+
+class DeliveredKeys:
+    """The budget commands' keys (budget/keys.py's KeyLookup): a team's own `VASTGUARD_KEY_<TEAM>` when set, else,
+    for a team stack that takes its keys from the platform, its deploy key opened from the envelope with
+    `VASTGUARD_DEPLOY_SECRET_<TEAM>` (the guard stops and starts instances: instance write). The team's stack is
+    the one named after it, as `vastguard team add` makes it."""
+
+    def __init__(self, fallback: KeyLookup, *, project_dir: Path, backend_url: str,
+                 environ: Mapping[str, str] | None = None) -> None:
+        self._fallback = fallback
+        self._project_dir = project_dir
+        self._backend_url = backend_url
+        self._env = os.environ if environ is None else environ
+        self._opened: dict[str, str] = {}
+
+    def team_key(self, team: str) -> str | None:
+        key = self._fallback.team_key(team)
+        if key:
+            return key
+        if team in self._opened:
+            return self._opened[team]
+        source = key_source(self._project_dir, team)
+        if source is None or not self._env.get(recipient_env(source.team, "deploy")):
+            return None
+        try:
+            delivered = deliver(source, "deploy", backend_url=self._backend_url,
+                                project=project_name(self._project_dir), environ=self._env)
+        except DeliveryError as err:
+            raise KeyProblem(str(err)) from None
+        self._opened[team] = delivered.key
+        return delivered.key
+
+    def owner_key(self, team: str) -> str | None:
+        return self._fallback.owner_key(team) or self.team_key(team)
+
+    def platform_key(self) -> str | None:
+        return self._fallback.platform_key()
+
+    def __repr__(self) -> str:
+        return "DeliveredKeys(***)"
