@@ -134,7 +134,7 @@ class Guard:
             outcome.errors.append(f"team {policy.team}: {err}")
             return outcome
         if not key:
-            outcome.errors.append(f"no Vast key for team {policy.team}: {missing_key_hint(policy.team)} (a key acting "
+            outcome.errors.append(f"no Vast key for team {policy.team}: {missing_key_hint(policy.team)} (the key acts "
                                   "in the team's account, with instance_read, instance_write and billing_read)")
             return outcome
         try:

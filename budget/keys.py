@@ -34,7 +34,7 @@ class KeyProblem(RuntimeError):
 
 def missing_key_hint(team: str) -> str:
     deploy = env_name(team).replace("VASTGUARD_KEY_", "VASTGUARD_DEPLOY_SECRET_", 1)
-    return f"export {env_name(team)} (or, for a team taking its keys from the platform stack, {deploy})"
+    return f"export {env_name(team)} or, for a team taking its keys from the platform stack, {deploy}"
 
 
 class KeyLookup(Protocol):

@@ -144,6 +144,7 @@ def test_a_team_without_a_key_is_reported_and_the_others_are_guarded(place: Worl
     del place.env["VASTGUARD_KEY_AUDIO"]
     outcomes = {o.team: o for o in place.guard(Alerter(webhook=receiver.url)).run(place.policies())}
     assert outcomes["audio"].errors == [
-        "no Vast key for team audio: export VASTGUARD_KEY_AUDIO (a key acting in the team's account, with "
-        "instance_read, instance_write and billing_read)"]
+        "no Vast key for team audio: export VASTGUARD_KEY_AUDIO or, for a team taking its keys from the platform "
+        "stack, VASTGUARD_DEPLOY_SECRET_AUDIO (the key acts in the team's account, with instance_read, "
+        "instance_write and billing_read)"]
     assert not outcomes[TEAM].errors and outcomes[TEAM].lines

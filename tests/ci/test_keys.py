@@ -12,12 +12,14 @@ from typing import Any
 import boto3
 import pytest
 
+from budget.keys import EnvKeys, KeyProblem
 from fleet.access_fields import recipient_env
 from fleet.envelope import seal
 from tests.e2e.test_s3_backend import AWS_ENV, BUCKET, backend_url, s3_endpoint  # noqa: F401 (the fixture)
 from tests.secrets_sweep import record_api_key
 from vastclient import API_KEY_ENV
 from vastguard.keys import (
+    DeliveredKeys,
     DeliveryError,
     KeySource,
     command_kind,
@@ -125,6 +127,25 @@ def test_the_team_job_opens_its_own_kind_of_key_and_no_other(tmp_path: Path) -> 
     with pytest.raises(DeliveryError, match=r"VASTGUARD_DEPLOY_SECRET_ML_RESEARCH does not open ml-research's deploy "
                                             r"key envelope \(key #500006\)"):
         deliver(SOURCE, "deploy", backend_url=backend, project="vastguard", environ=swapped)
+
+
+def test_the_guard_opens_a_platform_teams_deploy_key_and_prefers_a_key_of_its_own(tmp_path: Path) -> None:
+    root = project(tmp_path / "repo", **{
+        TEAM: f"config:\n  vastguard:team: {TEAM}\n  vastguard:keyFrom: platform\n",
+        "own": "config:\n  vastguard:team: own\n"})
+    backend = file_backend(tmp_path, checkpoint(envelopes()))
+    deploy = {recipient_env(TEAM, "deploy"): SECRETS[recipient_env(TEAM, "deploy")]}
+    keys = DeliveredKeys(EnvKeys(deploy), project_dir=root, backend_url=backend, environ=deploy)
+    assert keys.team_key(TEAM) == KEYS["deploy"] == keys.owner_key(TEAM)  # instance write: the guard stops GPUs
+    assert keys.team_key("own") is None and keys.platform_key() is None and KEYS["deploy"] not in repr(keys)
+    own = {"VASTGUARD_KEY_ML_RESEARCH": "vk-own-" + "0" * 24, **deploy}
+    assert DeliveredKeys(EnvKeys(own), project_dir=root, backend_url=backend, environ=own).team_key(TEAM) == (
+        own["VASTGUARD_KEY_ML_RESEARCH"])
+    # Without the deploy secret there is no key (the guard says what to export); a wrong one is a KeyProblem.
+    assert DeliveredKeys(EnvKeys({}), project_dir=root, backend_url=backend, environ={}).team_key(TEAM) is None
+    wrong = {recipient_env(TEAM, "deploy"): SECRETS[recipient_env(TEAM, "preview")]}
+    with pytest.raises(KeyProblem, match=r"VASTGUARD_DEPLOY_SECRET_ML_RESEARCH does not open"):
+        DeliveredKeys(EnvKeys(wrong), project_dir=root, backend_url=backend, environ=wrong).team_key(TEAM)
 
 
 def test_another_teams_envelope_under_this_teams_name_is_refused(tmp_path: Path) -> None:
