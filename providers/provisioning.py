@@ -135,10 +135,12 @@ def _no_bid_offer(market: Session, spec: InstanceSpec, known_gpus: Sequence[str]
                 f"verified_only={spec.verified_only}, geolocation={spec.geolocation!r}; relax them or pick "
                 "another GPU")
     cheapest = min(uncapped, key=lambda o: o.min_bid if o.min_bid is not None else o.dph_total)
-    return (f"no {what} offer takes a bid of ${spec.max_bid:.3f}/h within max_dph ${spec.max_dph:.2f}/h; the "
-            f"lowest winning bid now is ${cheapest.min_bid or 0:.3f}/h (offer {cheapest.id}, "
-            f"${cheapest.dph_total:.3f}/h with storage): raise max_bid (within the team's bid cap) and max_dph, "
-            "or relax min_reliability/verified_only/geolocation")
+    # Vast leaves min_bid out for an offer with no bid floor: what wins there is not known, so none is quoted.
+    lowest = ("no bid floor is published for the cheapest" if cheapest.min_bid is None
+              else f"the lowest winning bid now is ${cheapest.min_bid:.3f}/h")
+    return (f"no {what} offer takes a bid of ${spec.max_bid:.3f}/h within max_dph ${spec.max_dph:.2f}/h; "
+            f"{lowest} (offer {cheapest.id}, ${cheapest.dph_total:.3f}/h with storage): raise max_bid (within "
+            "the team's bid cap) and max_dph, or relax min_reliability/verified_only/geolocation")
 
 
 @dataclass
