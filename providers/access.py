@@ -19,20 +19,20 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from pulumi.dynamic import CheckFailure, ConfigureRequest, ResourceProvider
+from pulumi.dynamic import CheckFailure, ConfigureRequest
 from pulumi.runtime import rpc
 from pydantic import BaseModel, ValidationError
 
 from fleet.envelope import EnvelopeError
 from fleet.platform_declaration import TEAM_KEYS_CONFIG, missing_team_key, set_team_key_command
 from fleet.stack_config import API_KEY_CONFIG, SET_KEY_COMMAND
-from providers.host import engine_address, exit_with_engine, fail
+from providers.configured import ConfiguredProvider
+from providers.host import fail
 from providers.settings import settings_from
 from vastclient import DEFAULT_BASE_URL, AuthError, VastClient, VastError
 
@@ -128,32 +128,26 @@ def explain_access(err: VastError, *, base_url: str | None, team: str, doing: st
     return f"{team}: could not {doing} on Vast.ai at {url}: {err}"
 
 
-class AccessProvider(ResourceProvider):
-    """The base of the four access providers: settings from `configure`, clients, reporting."""
+class AccessProvider(ConfiguredProvider):
+    """The base of the four access providers: the Vast endpoint and the platform owner's key as every provider
+    reads them (providers/configured.py), the teams' bootstrap keys beside them; clients, reporting."""
 
-    _settings: AccessSettings | None
+    _access: AccessSettings | None = None
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._settings = None
-
-    # Pickled into `__provider`: never a key or a client.
-    def __getstate__(self) -> dict[str, Any]:
-        return {}
-
-    def __setstate__(self, _state: dict[str, Any]) -> None:
-        self._settings = None
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._access = None
 
     def configure(self, req: ConfigureRequest) -> None:
-        exit_with_engine(engine_address(sys.argv))
+        super().configure(req)
         try:
-            self._settings = access_settings_from(req.config.get)
+            self._access = access_settings_from(req.config.get)
         except AccessError as err:
             fail(str(err))
 
     @property
     def settings(self) -> AccessSettings:
-        return self._settings or access_settings_from(lambda _k: None)
+        return self._access or access_settings_from(lambda _k: None)
 
     def personal(self) -> VastClient:
         key = self.settings.personal_key

@@ -46,7 +46,7 @@ class World:
         return VastClient(api_key=key or self.team_key, base_url=self.emulator.url)
 
     def configured(self, provider: Any) -> Any:
-        provider._settings = self.settings
+        provider._access = self.settings
         return provider
 
 
@@ -104,7 +104,7 @@ def test_a_bootstrap_key_made_in_another_team_is_refused_before_anything_changes
     wrong = AccessSettings(personal_key=world.owner.api_key, base_url=world.emulator.url,
                            team_keys={"data-science": world.team_key})  # ml-research's key under data-science
     role = VastTeamRoleProvider()
-    role._settings = wrong
+    role._access = wrong
     with pytest.raises(ProviderError, match=r"the key in vastguard:teamKeys\.data-science acts in Vast account \d+, "
                                             r"not in team data-science"):
         role.create({"team": "data-science", "team_id": int(other.id), "name": "ops", "permissions": RESEARCHER})
