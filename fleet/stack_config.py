@@ -11,6 +11,8 @@ API_KEY_CONFIG = "vastai:apiKey"
 """The team's Vast.ai key: `pulumi config set --secret vastai:apiKey` (it prompts: nothing in shell history)."""
 URL_CONFIG = "vastai:url"
 """The Vast.ai API base URL, when it is not the real service (the local emulator)."""
+FLEET_CONFIG = "vastguard:fleet"
+"""The team's fleet: the one input a pull request's preview takes from the PR (vastguard/rules_from.py)."""
 PROVISION_TIMEOUT_CONFIG = "vastai:provisionTimeout"
 """Seconds a create waits for its instance to boot."""
 

@@ -27,10 +27,12 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +41,11 @@ from fleet.access_fields import recipient_env
 from fleet.platform_declaration import KEY_FROM_CONFIG
 from fleet.stack_config import API_KEY_CONFIG
 from vastguard.engine_events import EventLogError, parse_events
-from vastguard.keys import DeliveryError, delivered_env, is_platform_stack, stack_config
+from vastguard.keys import COMMAND_KINDS, DeliveryError, delivered_env, is_platform_stack, key_source, stack_config
 from vastguard.pulumi_cli import PulumiCLI
+from vastguard.rules_from import RulesError, judged_project, rules_commit
 from vastguard.summary import deploy_markdown, policy_audit_markdown, preview_markdown, to_json
-from vastguard.verdict import PolicyAuditReport, PreviewReport, policy_audit_report, preview_report
+from vastguard.verdict import KeyUsed, PolicyAuditReport, PreviewReport, Rules, policy_audit_report, preview_report
 from vastguard.workspace import PLATFORM_POLICY_CONFIG, POLICY_PACK, team_policy_config
 
 KEY_ENV = "VASTAI_API_KEY"
@@ -51,6 +54,8 @@ SECRETS_PASSPHRASE = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE
 # Paths whose change can alter every team's preview: the program, its libraries, the pack, the toolchain.
 SHARED_PREFIXES = ("program/", "fleet/", "providers/", "vastclient/", "policies/", "engine/")
 SHARED_FILES = frozenset({"__main__.py", "Pulumi.yaml", "pyproject.toml", "requirements.lock"})
+# What judges a pull request and what runs in CI: never taken from the PR's checkout (the base's is used).
+PLATFORM_PREFIXES = (*SHARED_PREFIXES, "vastguard/", "reports/", ".github/", ".ci/")
 _STACK_FILE = re.compile(r"^stacks/Pulumi\.([A-Za-z0-9_.-]+)\.yaml$")
 _TEAM_FILE = re.compile(r"^policies/teams/([A-Za-z0-9_.-]+)\.json$")
 
@@ -90,8 +95,42 @@ def git_changed_paths(base: str, head: str = "HEAD", *, cwd: Path | None = None)
     return [line for line in out.splitlines() if line]
 
 
+def passphrase_name(team: str) -> str:
+    """The CI secret holding the passphrase of the team's own stack (each team stack encrypts with its own)."""
+    return "VASTGUARD_PASSPHRASE_" + _env_suffix(team)
+
+
+def aws_secret_names(team: str) -> dict[str, str]:
+    """The CI secrets of the state-bucket credentials confined to the team's own stacks (README: the bucket
+    policy)."""
+    return {"aws_access_key_id": "VASTGUARD_AWS_ACCESS_KEY_ID_" + _env_suffix(team),
+            "aws_secret_access_key": "VASTGUARD_AWS_SECRET_ACCESS_KEY_" + _env_suffix(team)}
+
+
+def _env_suffix(team: str) -> str:
+    return re.sub(r"[^A-Z0-9]", "_", team.upper())
+
+
 def matrix(teams: Sequence[str]) -> dict[str, Any]:
-    return {"include": [{"team": t, "secret": secret_name(t)} for t in teams]}
+    """One entry per team with the *names* of the CI secrets its jobs may read (`secrets[matrix.<field>]`): a
+    preview job reads `preview_secret`, a deploy job (in the team's GitHub environment) `deploy_secret`; both the
+    team's own `passphrase` and bucket credentials; `secret` is a team's own key (teams without `keyFrom`)."""
+    return {"include": [{"team": t, "secret": secret_name(t), "preview_secret": recipient_env(t, "preview"),
+                         "deploy_secret": recipient_env(t, "deploy"), "passphrase": passphrase_name(t),
+                         **aws_secret_names(t)} for t in teams]}
+
+
+def platform_paths(paths: Iterable[str]) -> list[str]:
+    """The changed paths the platform team owns (CODEOWNERS): everything that is not a team's stack file. A pull
+    request's preview never runs them (it runs the base's), so they need the platform team's review."""
+    out = []
+    for path in (p.strip() for p in paths):
+        if not path or ((m := _STACK_FILE.match(path)) and m[1] != "platform"):
+            continue
+        if (path in SHARED_FILES or path.startswith(PLATFORM_PREFIXES) or path == "dev"
+                or path == "stacks/Pulumi.platform.yaml"):
+            out.append(path)
+    return out
 
 
 # --- commands -------------------------------------------------------------------------------------------------
@@ -106,8 +145,23 @@ def _append_summary(markdown: str, *, echo: bool = True) -> None:
         print(markdown)
 
 
-def _cli(project_dir: Path) -> PulumiCLI:
-    return PulumiCLI.for_project(ensure(log=lambda line: print(line, file=sys.stderr)), project_dir)
+@contextmanager
+def job_pulumi_home() -> Iterator[Path]:
+    """A PULUMI_HOME of the command's own, removed when it ends, whatever happens: engine 3.259 writes a debug log
+    of every command to `$PULUMI_HOME/logs` that holds the stack's decrypted secrets (README: "Pulumi's own logs
+    hold the key"), and a runner's home outlives the job (caches, self-hosted runners)."""
+    home = Path(tempfile.mkdtemp(prefix="vastguard-pulumi-home-"))
+    try:
+        yield home
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@contextmanager
+def _cli(project_dir: Path) -> Iterator[PulumiCLI]:
+    with job_pulumi_home() as home:
+        yield PulumiCLI.for_project(ensure(log=lambda line: print(line, file=sys.stderr)), project_dir,
+                                    extra_env={"PULUMI_HOME": str(home)})
 
 
 def _policy_args(team: str, policy_config: Path | None = None) -> list[str]:
@@ -116,34 +170,83 @@ def _policy_args(team: str, policy_config: Path | None = None) -> list[str]:
     return ["--policy-pack", str(POLICY_PACK), "--policy-pack-config", str(config)]
 
 
+def job_secret_env(kind: str) -> str:
+    """The job's recipient secret under a name without the team (`VASTGUARD_PREVIEW_SECRET`): a workflow cannot
+    name an env variable after the matrix's team, so it sets this one from `secrets[matrix.preview_secret]`."""
+    return f"VASTGUARD_{kind.upper()}_SECRET"
+
+
 def key_env(cli: PulumiCLI, stack: str, command: str) -> dict[str, str]:
-    """The key `pulumi <command>` of `stack` needs, when the stack takes its keys from the platform stack."""
-    return delivered_env([command, "--stack", stack], project_dir=cli.cwd, env=cli.env, stack_lookup=lambda: stack,
+    """The key `pulumi <command>` of `stack` needs, when the stack takes its keys from the platform stack. The
+    job's secret for the command's kind of key (and only that kind) may be given under its team-less name."""
+    env = cli.env
+    kind = COMMAND_KINDS.get(command)
+    source = key_source(cli.cwd, stack)
+    if kind is not None and source is not None:
+        name, generic = recipient_env(source.team, kind), job_secret_env(kind)
+        if not env.get(name) and env.get(generic):
+            env = {**env, name: env[generic]}
+    return delivered_env([command, "--stack", stack], project_dir=cli.cwd, env=env, stack_lookup=lambda: stack,
                          cli_runner=lambda *args, stack=None: cli.run(*args, stack=stack).stdout)
 
 
-def select_teams(base: str | None, head: str, root: Path, stdin: Iterable[str] = ()) -> list[str]:
-    """All teams without a base or for a base of zeros (a push that created the branch); else the changed ones."""
-    teams = known_teams(root)
+def key_used(project_dir: Path, stack: str, command: str) -> KeyUsed:
+    """Which kind of Vast key `pulumi <command>` of `stack` runs with (for the job summary)."""
+    if key_source(project_dir, stack) is not None:
+        return COMMAND_KINDS.get(command) or "none"
+    return "own" if API_KEY_CONFIG in stack_config(project_dir, stack) else "none"
+
+
+def _diff(base: str | None, head: str, repo: Path, stdin: Iterable[str]) -> list[str] | None:
+    """The paths a change touches; None for everything (no base, or a base of zeros: a push creating a branch)."""
     if base is None or re.fullmatch(r"0*", base):
-        return teams
-    paths = list(stdin) if base == "-" else git_changed_paths(base, head, cwd=root)
-    return changed_teams(paths, teams)
+        return None
+    return list(stdin) if base == "-" else git_changed_paths(base, head, cwd=repo)
 
 
-def github_outputs(teams: Sequence[str]) -> str:
-    """Lines for $GITHUB_OUTPUT: `matrix` (for strategy.matrix) and `any` (to skip the job when empty)."""
-    return f"matrix={json.dumps(matrix(teams))}\nany={'true' if teams else 'false'}\n"
+def select_teams(base: str | None, head: str, root: Path, stdin: Iterable[str] = (), *,
+                 repo: Path | None = None) -> list[str]:
+    """All teams without a base or for a base of zeros (a push that created the branch); else the changed ones.
+    `root` is the trusted tree (its stacks are the teams); `repo` the git repository holding both commits."""
+    teams = known_teams(root)
+    paths = _diff(base, head, repo or root, stdin)
+    return teams if paths is None else changed_teams(paths, teams)
+
+
+def github_outputs(teams: Sequence[str], platform: Sequence[str] = ()) -> str:
+    """Lines for $GITHUB_OUTPUT: `matrix` (for strategy.matrix), `any` (to skip the job when empty), and
+    `platform_review` / `platform_paths` (platform-owned files the change touches)."""
+    return (f"matrix={json.dumps(matrix(teams))}\nany={'true' if teams else 'false'}\n"
+            f"platform_review={'true' if platform else 'false'}\nplatform_paths={json.dumps(list(platform))}\n")
+
+
+def platform_review_markdown(paths: Sequence[str], *, base: str) -> str:
+    out = ["## vastguard platform review", "",
+           f"This change touches files the platform team owns (CODEOWNERS). The team previews of this pull request "
+           f"ran the base's rules, program and tooling (commit {base}), not these; they take effect only after "
+           "the platform team's review and merge.", ""]
+    out += [f"- `{p}`" for p in paths] or ["- (none)"]
+    return "\n".join(out) + "\n"
 
 
 def _changed_command(args: argparse.Namespace) -> int:
     root = Path(args.root or repo_root())
     stdin = sys.stdin.read().splitlines() if args.base == "-" else []
-    teams = select_teams(None if args.all else args.base, args.head, root, stdin)
+    repo = Path(args.repo) if args.repo else root
+    paths = _diff(None if args.all else args.base, args.head, repo, stdin)
+    teams = known_teams(root) if paths is None else changed_teams(paths, known_teams(root))
+    platform = [] if paths is None else platform_paths(paths)
     print(json.dumps(matrix(teams)) if args.format == "matrix" else "\n".join(teams))
     if target := os.environ.get("GITHUB_OUTPUT"):
         with open(target, "a", encoding="utf-8") as fh:
-            fh.write(github_outputs(teams))
+            fh.write(github_outputs(teams, platform))
+    return 0
+
+
+def _platform_review_command(args: argparse.Namespace) -> int:
+    root = Path(args.root or repo_root())
+    paths = platform_paths(git_changed_paths(args.base, args.head, cwd=Path(args.repo) if args.repo else root))
+    _append_summary(platform_review_markdown(paths, base=args.base))
     return 0
 
 
@@ -161,10 +264,10 @@ def _set_key_command(args: argparse.Namespace) -> int:
         return 1
     if os.environ.get("GITHUB_ACTIONS") == "true":
         print(f"::add-mask::{key}", flush=True)  # the runner hides this line and every later occurrence
-    cli = _cli(Path(args.project_dir))
-    if args.stack not in {s["name"] for s in cli.json("stack", "ls")}:
-        cli.run("stack", "init", args.stack)
-    cli.set_secret(API_KEY_CONFIG, key, stack=args.stack)
+    with _cli(Path(args.project_dir)) as cli:
+        if args.stack not in {s["name"] for s in cli.json("stack", "ls")}:
+            cli.run("stack", "init", args.stack)
+        cli.set_secret(API_KEY_CONFIG, key, stack=args.stack)
     print(f"{API_KEY_CONFIG} set (secret) for stack {args.stack}", file=sys.stderr)
     return 0
 
@@ -173,8 +276,8 @@ def _tail(result: subprocess.CompletedProcess[str], lines: int = 30) -> str:
     return "\n".join((result.stdout + "\n" + result.stderr).strip().splitlines()[-lines:])
 
 
-def run_preview(cli: PulumiCLI, team: str, *, policy_config: Path | None = None,
-                stack: str | None = None) -> tuple[PreviewReport, subprocess.CompletedProcess[str]]:
+def run_preview(cli: PulumiCLI, team: str, *, policy_config: Path | None = None, stack: str | None = None,
+                rules: Rules | None = None) -> tuple[PreviewReport, subprocess.CompletedProcess[str]]:
     """`pulumi preview` with the pack and the team's file, judged from its event log (one run, no scraping). A
     stack that takes its keys from the platform previews with the team's preview key."""
     stack = stack or team
@@ -183,7 +286,9 @@ def run_preview(cli: PulumiCLI, team: str, *, policy_config: Path | None = None,
         result = cli.run("preview", "--event-log", str(log), *_policy_args(team, policy_config), stack=stack,
                          check=False, extra_env={**DEBUG_COMMANDS, **key_env(cli, stack, "preview")})
         events = parse_events(log.read_text()) if log.exists() else []
-    return preview_report(team, stack, events, exit_code=result.returncode, stderr_tail=_tail(result)), result
+    report = preview_report(team, stack, events, exit_code=result.returncode, stderr_tail=_tail(result))
+    report = report.model_copy(update={"rules": rules, "key": key_used(cli.cwd, stack, "preview")})
+    return report, result
 
 
 def run_policy_audit(cli: PulumiCLI, team: str, *, policy_config: Path | None = None,
@@ -229,9 +334,17 @@ def _preview_command(args: argparse.Namespace) -> int:
     config = _policy_config(args)
     if config is None:
         return 1
+    project_dir = Path(args.project_dir)
+    commit = args.rules_commit or rules_commit(project_dir)
     try:
-        report, result = run_preview(_cli(Path(args.project_dir)), args.stack, policy_config=config)
-    except DeliveryError as err:
+        with tempfile.TemporaryDirectory(prefix="vastguard-judged-") as tmp, _cli(project_dir) as cli:
+            rules = Rules(source="checkout", commit=commit)
+            if args.pr_checkout:
+                # The trusted tree (this checkout: the base) judges; the PR gives only its stack's fleet.
+                cli.cwd = judged_project(project_dir, Path(args.pr_checkout), args.stack, Path(tmp) / "project")
+                rules = Rules(source="base", commit=commit)
+            report, result = run_preview(cli, args.stack, policy_config=config, rules=rules)
+    except (DeliveryError, RulesError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(result.stdout, file=sys.stderr)  # the engine's own account, for the log
@@ -245,7 +358,8 @@ def _audit_command(args: argparse.Namespace) -> int:
     config = _policy_config(args)
     if config is None:
         return 1
-    report, result = run_policy_audit(_cli(Path(args.project_dir)), args.stack, policy_config=config)
+    with _cli(Path(args.project_dir)) as cli:
+        report, result = run_policy_audit(cli, args.stack, policy_config=config)
     print(result.stdout if not report.violations else "", result.stderr, sep="", file=sys.stderr)
     _append_summary(policy_audit_markdown([report]), echo=not args.json)
     if args.json:
@@ -255,20 +369,34 @@ def _audit_command(args: argparse.Namespace) -> int:
 
 def _up_command(args: argparse.Namespace) -> int:
     root = Path(args.project_dir)
-    cli = _cli(root)
     extra = ["--message", args.message] if args.message else []
-    try:
-        delivered = key_env(cli, args.stack, "up")
-    except DeliveryError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    result = cli.run("up", "--yes", "--skip-preview", *extra,
-                     *_policy_args(args.stack, stack_policy_config(root, args.stack)), stack=args.stack, check=False,
-                     extra_env=delivered)
+    with _cli(root) as cli:
+        try:
+            delivered = key_env(cli, args.stack, "up")
+        except DeliveryError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        result = cli.run("up", "--yes", "--skip-preview", *extra,
+                         *_policy_args(args.stack, stack_policy_config(root, args.stack)), stack=args.stack,
+                         check=False, extra_env=delivered)
+        print(result.stdout, file=sys.stderr)
+        print(result.stderr, file=sys.stderr)
+        outputs = cli.json("stack", "output", stack=args.stack) if result.returncode == 0 else {}
+    _append_summary(deploy_markdown(args.stack, outputs, result.returncode == 0))
+    return result.returncode
+
+
+def _refresh_command(args: argparse.Namespace) -> int:
+    """`pulumi refresh` only reads Vast, so the nightly job runs it with the team's read-only preview key."""
+    with _cli(Path(args.project_dir)) as cli:
+        try:
+            delivered = key_env(cli, args.stack, "preview")
+        except DeliveryError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        result = cli.run("refresh", "--yes", "--skip-preview", stack=args.stack, check=False, extra_env=delivered)
     print(result.stdout, file=sys.stderr)
     print(result.stderr, file=sys.stderr)
-    outputs = cli.json("stack", "output", stack=args.stack) if result.returncode == 0 else {}
-    _append_summary(deploy_markdown(args.stack, outputs, result.returncode == 0))
     return result.returncode
 
 
@@ -283,13 +411,24 @@ def register(subparsers: Any) -> None:
     which.add_argument("--all", action="store_true", help="every team stack")
     changed.add_argument("--head", default="HEAD")
     changed.add_argument("--format", choices=["matrix", "lines"], default="matrix")
-    changed.add_argument("--root", type=Path, help="project root (default: this repository)")
+    changed.add_argument("--root", type=Path, help="the trusted tree whose stacks are the teams (default: this "
+                                                   "repository)")
+    changed.add_argument("--repo", type=Path, help="the git repository holding both commits (default: --root), e.g. "
+                                                   "the pull request's checkout")
     changed.set_defaults(func=_changed_command)
+
+    review = actions.add_parser("platform-review", help="job summary of the platform-owned files a change touches")
+    review.add_argument("--base", required=True, help="the base commit")
+    review.add_argument("--head", default="HEAD")
+    review.add_argument("--root", type=Path, help="project root (default: this repository)")
+    review.add_argument("--repo", type=Path, help="the git repository holding both commits (default: --root)")
+    review.set_defaults(func=_platform_review_command)
 
     for name, func, text in (
             ("set-key", _set_key_command, f"store ${KEY_ENV} as the stack's secret {API_KEY_CONFIG}"),
             ("preview", _preview_command, "preview with the team's policy config; verdict and cost change"),
             ("audit", _audit_command, "the pack against the stack's current state (nightly); what no longer complies"),
+            ("refresh", _refresh_command, "refresh the stack's state from Vast with the read-only preview key"),
             ("up", _up_command, "deploy with the team's policy config; job summary")):
         action = actions.add_parser(name, help=text)
         action.add_argument("--stack", required=True, metavar="TEAM")
@@ -302,4 +441,10 @@ def register(subparsers: Any) -> None:
                                      "the job summary is still written")
             action.add_argument("--policy-config", metavar="FILE",
                                 help="the team's policy file (default: policies/teams/TEAM.json)")
+        if name == "preview":
+            action.add_argument("--pr-checkout", metavar="DIR",
+                                help="a pull request's checkout: preview its stacks/Pulumi.TEAM.yaml fleet with this "
+                                     "tree's program, pack and team files (the base's rules)")
+            action.add_argument("--rules-commit", metavar="SHA",
+                                help="the commit whose rules judge (default: git rev-parse HEAD of --project-dir)")
         action.set_defaults(func=func)

@@ -39,6 +39,22 @@ def _violations(team: str, heading: str, found: Sequence[Violation]) -> list[str
     return out
 
 
+KEY_WORDS = {"preview": "its read-only preview key (from the platform stack)",
+             "deploy": "its deploy key (from the platform stack)", "own": "its own key (vastai:apiKey)",
+             "none": "no Vast key"}
+
+
+def judged_by(r: PreviewReport) -> str | None:
+    """Which rules judged and with which key, for the job summary; None when the report does not say."""
+    if r.rules is None and r.key is None:
+        return None
+    commit = r.rules.commit[:12] if r.rules is not None and r.rules.commit else "unknown"
+    rules = ("unknown rules" if r.rules is None else
+             f"judged by the base's rules (commit {commit}), not the pull request's" if r.rules.source == "base"
+             else f"judged by this checkout's rules (commit {commit})")
+    return f"{r.team}: {rules}; previewed with {KEY_WORDS[r.key or 'none']}."
+
+
 def preview_markdown(reports: Sequence[PreviewReport]) -> str:
     out = ["## vastguard preview", "",
            "| team | verdict | changes | $/h before -> after | $/day before -> after | $/month before -> after |",
@@ -49,6 +65,9 @@ def preview_markdown(reports: Sequence[PreviewReport]) -> str:
         cols = [f"{dollars(getattr(b, p))} -> {dollars(getattr(a, p))} ({delta(getattr(b, p), getattr(a, p))})"
                 for p in ("hourly", "daily", "monthly")]
         out.append(f"| {r.team} | {ICONS[r.verdict]} {r.title} | {changes} | " + " | ".join(cols) + " |")
+    lines = [line for r in reports if (line := judged_by(r))]
+    if lines:
+        out += ["", *lines]
     for r in reports:
         unknown = sorted(set(r.cost.before.unknown_instances) | set(r.cost.after.unknown_instances))
         if unknown:

@@ -15,8 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from vastguard.costdiff import CostDiff, FleetEstimate, cost_diff
 from vastguard.engine_events import EngineEvent, errors, policy_events, steps, summary
 
-SCHEMA_VERSION = 1
-"""Version of the JSON documents `vastguard ci ... --json` prints; bump it on any incompatible change."""
+SCHEMA_VERSION = 2
+"""Version of the JSON documents `vastguard ci ... --json` prints. 2 added `rules` and `key` to the preview
+(optional in the schema, so version-1 documents still validate); bump it on any change."""
 
 Verdict = Literal["passed", "advisory", "denied", "failed"]
 TITLES: dict[Verdict, str] = {"passed": "passed", "advisory": "passed with advisories", "denied": "denied by policy",
@@ -74,10 +75,24 @@ class _Judged(_Model):
     errors: tuple[str, ...] = ()
 
 
+KeyUsed = Literal["preview", "deploy", "own", "none"]
+
+
+class Rules(_Model):
+    """Which rules judged: `base` = the trusted tree (the base commit) judged a pull request's stack file;
+    `checkout` = the checkout judged itself (local runs, deploys of main)."""
+
+    source: Literal["base", "checkout"]
+    commit: str | None = Field(description="the commit of the tree whose pack and team files judged; None outside git")
+
+
 class PreviewReport(_Judged):
     report: Literal["preview"] = "preview"
     changes: dict[str, int] = Field(description="instance steps by operation")
     cost: CostChange
+    rules: Rules | None = None
+    key: KeyUsed | None = Field(default=None, description="the kind of Vast key the preview ran with: the team's "
+                                "preview or deploy key from the platform, its own (vastai:apiKey), or none")
 
     @property
     def title(self) -> str:

@@ -38,13 +38,40 @@ def test_known_teams_are_the_repositorys_stacks() -> None:
 
 def test_secret_names_match_reconcile_env_names() -> None:
     assert ci.secret_name("ml-research") == "VASTGUARD_KEY_ML_RESEARCH"
-    assert ci.matrix(["data-science"]) == {"include": [{"team": "data-science",
-                                                        "secret": "VASTGUARD_KEY_DATA_SCIENCE"}]}
+    assert ci.matrix(["data-science"]) == {"include": [{
+        "team": "data-science", "secret": "VASTGUARD_KEY_DATA_SCIENCE",
+        "preview_secret": "VASTGUARD_PREVIEW_SECRET_DATA_SCIENCE",
+        "deploy_secret": "VASTGUARD_DEPLOY_SECRET_DATA_SCIENCE",
+        "passphrase": "VASTGUARD_PASSPHRASE_DATA_SCIENCE",
+        "aws_access_key_id": "VASTGUARD_AWS_ACCESS_KEY_ID_DATA_SCIENCE",
+        "aws_secret_access_key": "VASTGUARD_AWS_SECRET_ACCESS_KEY_DATA_SCIENCE"}]}
 
 
 def test_github_outputs() -> None:
-    assert ci.github_outputs([]) == 'matrix={"include": []}\nany=false\n'
-    assert ci.github_outputs(["a"]).endswith("any=true\n")
+    assert ci.github_outputs([]) == ('matrix={"include": []}\nany=false\nplatform_review=false\n'
+                                     'platform_paths=[]\n')
+    assert ci.github_outputs(["a"], ["policies/pack.py"]).endswith(
+        'any=true\nplatform_review=true\nplatform_paths=["policies/pack.py"]\n')
+
+
+@pytest.mark.parametrize(("paths", "expected"), [
+    (["stacks/Pulumi.ml-research.yaml", "README.md", "tests/ci/test_ci.py"], []),
+    (["policies/teams/ml-research.json"], ["policies/teams/ml-research.json"]),  # a team's limits: platform-owned
+    (["stacks/Pulumi.platform.yaml", "policies/platform.json"], ["stacks/Pulumi.platform.yaml",
+                                                                 "policies/platform.json"]),
+    (["vastguard/ci.py", ".github/workflows/preview.yml", ".github/CODEOWNERS", "program/x.py", "providers/y.py",
+      "fleet/z.py", "vastclient/a.py", "engine/b.py", "requirements.lock", "pyproject.toml", "__main__.py",
+      "Pulumi.yaml", "dev"], ["vastguard/ci.py", ".github/workflows/preview.yml", ".github/CODEOWNERS",
+                              "program/x.py", "providers/y.py", "fleet/z.py", "vastclient/a.py", "engine/b.py",
+                              "requirements.lock", "pyproject.toml", "__main__.py", "Pulumi.yaml", "dev"]),
+])
+def test_platform_owned_paths_get_the_platform_review(paths: list[str], expected: list[str]) -> None:
+    assert ci.platform_paths(paths) == expected
+
+
+def test_the_platform_review_summary_names_the_base_and_each_path() -> None:
+    md = ci.platform_review_markdown(["policies/pack.py"], base="abc123")
+    assert "ran the base's rules, program and tooling (commit abc123)" in md and "- `policies/pack.py`" in md
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -73,7 +100,7 @@ def test_changed_command_writes_github_output(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("GITHUB_OUTPUT", str(out))
     assert main(["ci", "changed", "--all"]) == 0
     assert json.loads(capsys.readouterr().out) == ci.matrix(TEAMS)
-    assert out.read_text().splitlines()[-1] == "any=true"
+    assert out.read_text().splitlines()[-3] == "any=true"
 
 
 def test_set_key_without_the_secret_says_which_secret_to_add(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,

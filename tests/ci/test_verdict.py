@@ -16,7 +16,7 @@ import pytest
 from fleet.costs import storage_hourly
 from vastguard.engine_events import UNKNOWN, EventLogError, parse_events
 from vastguard.summary import deploy_markdown, policy_audit_markdown, preview_markdown, to_json
-from vastguard.verdict import SCHEMA_VERSION, PreviewReport, policy_audit_report, preview_report
+from vastguard.verdict import SCHEMA_VERSION, PreviewReport, Rules, policy_audit_report, preview_report
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SCHEMA = json.loads((Path(__file__).parents[2] / "vastguard" / "schemas" / "ci-report.schema.json").read_text())
@@ -61,7 +61,8 @@ def test_a_passing_preview_of_a_new_stack() -> None:
     assert report.cost.after.hourly == Decimal(str(quote["dph_total"]))
     assert report.cost.after.basis == {"quote": 1}
     assert document["cost"]["after"]["daily"] == str(Decimal(str(quote["dph_total"])) * 24)
-    assert document["schema_version"] == SCHEMA_VERSION == 1
+    assert document["schema_version"] == SCHEMA_VERSION == 2
+    assert (document["rules"], document["key"]) == (None, None)  # the engine's report alone does not know them
 
 
 def test_an_advisory_preview_stops_one_instance_and_adds_one() -> None:
@@ -136,12 +137,31 @@ def test_the_schema_rejects_what_a_consumer_could_misread() -> None:
         {**document, "verdict": "ok"},
         {**document, "cost": {**document["cost"], "hourly_delta": 0.5}},  # a float, not an exact decimal
         {**document, "cost": {**document["cost"], "hourly_delta": "$0.50"}},
-        {**document, "schema_version": 2},
+        {**document, "schema_version": 3},
+        {**document, "rules": {"source": "pr", "commit": None}},  # only the base or the checkout judge
+        {**document, "rules": {"source": "base"}},
+        {**document, "key": "admin"},
         {key: value for key, value in document.items() if key != "violations"},
         {**document, "surprise": True},
     ]
     for doc in broken:
         assert not validator.is_valid(doc), doc
+
+
+def test_the_summary_says_which_rules_judged_and_with_which_key() -> None:
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    report = preview("preview-passed-new-stack.jsonl", 0).model_copy(
+        update={"rules": Rules(source="base", commit=sha), "key": "preview"})
+    document = validated(report)
+    assert (document["rules"], document["key"]) == ({"source": "base", "commit": sha}, "preview")
+    md = preview_markdown([report])
+    assert (f"{TEAM}: judged by the base's rules (commit 0123456789ab), not the pull request's; previewed with its "
+            "read-only preview key (from the platform stack).") in md
+    local = report.model_copy(update={"rules": Rules(source="checkout", commit=None), "key": "own"})
+    assert "judged by this checkout's rules (commit unknown); previewed with its own key (vastai:apiKey)." in \
+        preview_markdown([local])
+    v1 = {k: v for k, v in json.loads(to_json(report)).items() if k not in {"rules", "key"}}
+    jsonschema.Draft202012Validator(SCHEMA).validate({**v1, "schema_version": 1})  # version 1 is still valid
 
 
 def test_the_nightly_audit_reports_what_no_longer_complies() -> None:
