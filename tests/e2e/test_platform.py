@@ -5,13 +5,15 @@ three teams with roles, members and keys; each team stack holds no key and deplo
 envelope delivers. The tests then check, in order, on that platform: the preview key previews and cannot rent;
 keys are confined to their team; a platform change beyond the rules fails preview naming the rule and `up`
 changes nothing; a rotation; out-of-band changes through the official CLI; a bad declaration; and `team add` /
-`team remove`. Each test leaves the platform consistent with its declaration."""
+`team remove`; and least privilege in CI: a pull request loosening its rules is judged by the base's, and what a
+preview job holds cannot rent. Each test leaves the platform consistent with its declaration."""
 
 from __future__ import annotations
 
 import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from emulator import EmulatorServer
 from emulator.testing import Control, make_account
@@ -31,6 +34,7 @@ from tests.e2e.platform_env import TEAMS, PlatformEnv, build_platform
 from tests.emulator.official_cli import Cli
 from vastclient import API_KEY_ENV, AuthError, NoSuchInstanceError, OfferQuery
 from vastguard.cli import main
+from vastguard.workspace import team_policy_config
 
 pytestmark = pytest.mark.engine
 
@@ -140,6 +144,117 @@ def test_vastguard_pulumi_and_ci_open_the_commands_key_for_the_child_only(platfo
                             timeout=600, check=False)
     assert denied.returncode == 1
     assert "VASTGUARD_PREVIEW_SECRET_DATA_SCIENCE is not set" in denied.stderr
+
+
+# --- least privilege in CI (issue 15): what a pull request's preview job holds cannot rent or loosen its rules --
+
+
+def _pr_job_env(platform: PlatformEnv, team: str) -> dict[str, str]:
+    """What a preview job holds (.github/workflows/preview.yml): the team's preview secret under its team-less
+    name, the backend and passphrase; no deploy secret, no other team's secret, no key."""
+    env = {k: v for k, v in platform.ws.cli.env.items() if not k.startswith("VASTGUARD_") and k != API_KEY_ENV}
+    env["VASTGUARD_PREVIEW_SECRET"] = platform.ws.cli.env[f"VASTGUARD_PREVIEW_SECRET_{team.upper().replace('-', '_')}"]
+    return env
+
+
+def _vastguard(env: dict[str, str], cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(Path(sys.executable).parent / "vastguard"), *argv], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=600, check=False)
+
+
+def _loosening_pr(platform: PlatformEnv, root: Path) -> Path:
+    """A pull request's checkout that raises data-science's $/h cap in its team file, makes the pack's $/h rule
+    return early, and asks for a notebook at $0.60/h, twice the base's cap of $0.30."""
+    pr = root / "pr"
+    (pr / "stacks").mkdir(parents=True)
+    (pr / "policies" / "teams").mkdir(parents=True)
+    stack = yaml.safe_load(platform.ws.stack_file("data-science").read_text())
+    stack["config"]["vastguard:fleet"]["notebook"]["max_dph"] = 0.60
+    (pr / "stacks" / "Pulumi.data-science.yaml").write_text(yaml.safe_dump(stack, sort_keys=False))
+    team_file = json.loads(team_policy_config("data-science").read_text())
+    team_file["vast-instance-max-dph"]["max_dph"] = 5
+    (pr / "policies" / "teams" / "data-science.json").write_text(json.dumps(team_file, indent=2))
+    (pr / "policies" / "instances.py").write_text("def check_max_dph(*_args, **_kwargs):\n    return  # loosened\n")
+    return pr
+
+
+def test_a_pr_loosening_its_rules_is_still_judged_and_denied_by_the_bases_rules(platform: PlatformEnv,
+                                                                              tmp_path: Path) -> None:
+    pr = _loosening_pr(platform, tmp_path)
+    env = _pr_job_env(platform, "data-science")
+    sha = "5" * 40
+    summary, scratch = tmp_path / "summary.md", tmp_path / "tmp"
+    scratch.mkdir()
+    home_logs = Path(env["PULUMI_HOME"]) / "logs"
+
+    def logs() -> dict[str, int]:
+        # (`pulumi version`, which the engine check runs, logs nothing of a stack: not counted)
+        return {p.name: p.stat().st_size for p in home_logs.rglob("*")
+                if not p.name.endswith("-version.log")} if home_logs.exists() else {}
+
+    logs_before = logs()
+    judged = _vastguard({**env, "GITHUB_STEP_SUMMARY": str(summary), "TMPDIR": str(scratch)}, tmp_path, "ci",
+                        "preview", "--stack", "data-science", "--project-dir", str(platform.ws.root),
+                        "--pr-checkout", str(pr), "--rules-commit", sha, "--json")
+    assert judged.returncode == 1, judged.stderr[-3000:]
+    # The engine's log of that preview (decrypted secrets) went to a PULUMI_HOME of the command's own, now gone:
+    # none in the job's PULUMI_HOME, nothing left in the temp directory.
+    assert logs_before and logs() == logs_before
+    assert list(scratch.iterdir()) == []
+    report = json.loads(judged.stdout)
+    assert report["verdict"] == "denied"
+    assert [v["policy"] for v in report["violations"]] == ["vast-instance-max-dph"]
+    assert (report["rules"], report["key"]) == ({"source": "base", "commit": sha}, "preview")
+    assert "judged by the base's rules (commit 555555555555), not the pull request's; previewed with its read-only " \
+           "preview key" in summary.read_text()
+    # The control: had the PR's own team file judged, the same fleet would have passed. So the denial above is
+    # the base's rule at work, not something else failing.
+    own = platform.ws.root.parent / "own-rules"
+    shutil.copytree(platform.ws.root, own, ignore=shutil.ignore_patterns(".pulumi*"))
+    shutil.copyfile(pr / "stacks" / "Pulumi.data-science.yaml", own / "stacks" / "Pulumi.data-science.yaml")
+    loosened = _vastguard(env, tmp_path, "ci", "preview", "--stack", "data-science", "--project-dir", str(own),
+                          "--policy-config", str(pr / "policies" / "teams" / "data-science.json"), "--json")
+    shutil.rmtree(own)
+    assert loosened.returncode == 0, loosened.stderr[-3000:]
+    assert json.loads(loosened.stdout)["verdict"] == "passed"
+    # A PR that points the team's Vast URL elsewhere (to collect the preview key) is refused before any key opens.
+    stack = yaml.safe_load((pr / "stacks" / "Pulumi.data-science.yaml").read_text())
+    stack["config"]["vastai:url"] = "https://collector.example"
+    (pr / "stacks" / "Pulumi.data-science.yaml").write_text(yaml.safe_dump(stack))
+    refused = _vastguard(env, tmp_path, "ci", "preview", "--stack", "data-science", "--project-dir",
+                         str(platform.ws.root), "--pr-checkout", str(pr))
+    assert refused.returncode == 1 and "the pull request changes vastai:url in stacks/Pulumi.data-science.yaml" in \
+        refused.stderr
+    assert "data-science's preview key" not in refused.stderr  # refused before the envelope was opened
+
+
+def test_a_preview_job_cannot_rent_even_if_the_program_tries(platform: PlatformEnv, tmp_path: Path) -> None:
+    env = _pr_job_env(platform, "data-science")
+    before = {i.id for i in platform.live("data-science")}
+    # What the job holds opens no deploy key: `ci up` stops before the engine starts.
+    up = _vastguard(env, tmp_path, "ci", "up", "--stack", "data-science", "--project-dir", str(platform.ws.root))
+    assert up.returncode == 1 and "VASTGUARD_DEPLOY_SECRET_DATA_SCIENCE is not set" in up.stderr
+    # A program that rents during the job anyway (here: `pulumi up`'s create path, run with the preview key the
+    # job can open): Vast refuses the rent, and nothing is rented.
+    fleet = platform.ws.fleet("data-science")
+    grown = copy.deepcopy(fleet)
+    grown["notebook"]["count"] = 2
+    platform.ws.set_fleet("data-science", grown)
+    control = Control(platform.emulator.url)
+    refused_before = [r for r in control.requests("create")["requests"] if r["status"] >= 400]
+    try:
+        rent = platform.ws.cli.run("up", "--yes", "--skip-preview", stack="data-science", check=False,
+                                   extra_env={API_KEY_ENV: platform.key("data-science", "preview")})
+    finally:
+        platform.ws.set_fleet("data-science", fleet)
+    assert rent.returncode != 0
+    errors = [line for line in platform.text(rent).splitlines() if "error" in line.lower()]
+    assert any("notebook-1: Vast.ai at" in line and "refused the API key (HTTP 401" in line and
+               "PUT /api/v0/asks/" in line for line in errors), "\n".join(errors)  # the rent itself, refused
+    refused = [r for r in control.requests("create")["requests"] if r["status"] >= 400]
+    assert len(refused) > len(refused_before) and {r["status"] for r in refused[len(refused_before):]} <= {401, 403}
+    assert {i.id for i in platform.live("data-science")} == before
+    assert platform.ws.preview("data-science").returncode == 0  # the stack is as it was
 
 
 def _grant_billing_write(data: dict[str, Any]) -> None:
