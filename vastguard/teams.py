@@ -46,6 +46,7 @@ from policies.names import RuleName
 from policies.platform_config import PlatformFileError as PlatformPolicyFileError
 from policies.platform_config import load_platform_file
 from policies.teamfile import TEMPLATE, TeamFile, TeamFileError, check_files, parse_team_file
+from vastguard import codeowners
 from vastguard.keys import DeliveryError
 from vastguard.platform_stack import (
     PLATFORM_STACK,
@@ -77,6 +78,7 @@ class AddedTeam:
     stack_file: Path
     team_file: Path
     platform_file: Path | None = None
+    codeowners_file: Path | None = None
 
 
 def _check_name(name: str) -> None:
@@ -171,7 +173,8 @@ def _check_stack(name: str, text: str, team: TeamFile) -> None:
 
 def add_team(name: str, *, root: Path, gpus: Sequence[str] | None = None, max_instances: int | None = None,
              max_gpus: int | None = None, daily_budget: float | None = None, max_dph: float | None = None,
-             template: Path | None = None, own_key: bool = False, today: date | None = None) -> AddedTeam:
+             template: Path | None = None, own_key: bool = False, today: date | None = None,
+             owner: str | None = None) -> AddedTeam:
     """Create `stacks/Pulumi.<name>.yaml` and `policies/teams/<name>.json` under `root` and (unless `own_key`)
     declare the team in the platform stack; refuse to overwrite anything.
 
@@ -187,6 +190,11 @@ def add_team(name: str, *, root: Path, gpus: Sequence[str] | None = None, max_in
         raise TeamExistsError(
             f"team {name!r} already exists: {', '.join(str(p) for p in existing)}; edit it instead (nothing was "
             "written)")
+    try:
+        owners = codeowners.read(root)
+        handle = codeowners.check_handle(owner or owners.default_handle(name), "--owner")
+    except codeowners.CodeownersError as err:
+        raise TeamError(str(err)) from None
     platform_file = None
     if not own_key:
         try:
@@ -224,7 +232,9 @@ def add_team(name: str, *, root: Path, gpus: Sequence[str] | None = None, max_in
             stack_file.unlink()
             team_path.unlink()
             raise TeamError(str(err)) from None
-    return AddedTeam(name=name, stack_file=stack_file, team_file=team_path, platform_file=platform_file)
+    owners_file = codeowners.set_team(root, name, handle)
+    return AddedTeam(name=name, stack_file=stack_file, team_file=team_path, platform_file=platform_file,
+                     codeowners_file=owners_file)
 
 
 @dataclass(frozen=True)
@@ -258,6 +268,8 @@ def remove_team(name: str, *, root: Path, destroy: Callable[[str], None], stack_
             if path.exists():
                 path.unlink()
                 removed.append(path)
+        if name in codeowners.read(root).teams:
+            removed.append(codeowners.set_team(root, name, remove=True))
     return RemovedTeam(name=name, destroyed=destroyed, removed=removed)
 
 
@@ -272,12 +284,13 @@ def _add_command(args: argparse.Namespace) -> int:
     try:
         added = add_team(args.name, root=root, gpus=args.gpus, max_instances=args.max_instances,
                          max_gpus=args.max_gpus, daily_budget=args.daily_budget, max_dph=args.max_dph,
-                         own_key=args.own_key)
+                         own_key=args.own_key, owner=args.owner)
     except TeamError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"added team {added.name}:\n  {added.stack_file}  (the team's fleet; commit it)\n"
-          f"  {added.team_file}  (the team's limits; platform-owned)")
+          f"  {added.team_file}  (the team's limits; platform-owned)\n"
+          f"  {added.codeowners_file}  (the team owns its stack file; the platform team everything else)")
     if added.platform_file is None:
         print(f"next: pulumi stack init {added.name} && {SET_KEY_COMMAND} --stack {added.name}")
         return 0
@@ -338,7 +351,25 @@ def _check_command(args: argparse.Namespace) -> int:
             failed = 1
             continue
         print(f"{path}: ok (platform stack {platform.stack})")
+    if not args.files:
+        from vastguard.ci import known_teams
+
+        problems = codeowners.check(root, known_teams(root))
+        for problem in problems:
+            print(problem)
+        if problems:
+            failed = 1
+        else:
+            print(f"{codeowners.codeowners_file(root)}: ok (every team stack owned by its team)")
     return failed
+
+
+def _codeowners_command(args: argparse.Namespace) -> int:
+    from vastguard.ci import known_teams
+
+    root = args.root or _default_root()
+    print(f"wrote {codeowners.write_for(root, known_teams(root))}")
+    return 0
 
 
 def register(subparsers: Any) -> None:
@@ -356,6 +387,8 @@ def register(subparsers: Any) -> None:
     add.add_argument("--max-dph", type=float, metavar="USD", help="$/h cap per instance (template: 0.40)")
     add.add_argument("--own-key", action="store_true",
                      help="the team brings its own Vast.ai key (vastai:apiKey) instead of the platform's keys")
+    add.add_argument("--owner", metavar="HANDLE",
+                     help="the GitHub team owning its stack file in CODEOWNERS (default: @<platform's org>/NAME)")
     add.add_argument("--root", type=Path, help="project root (default: this repository)")
     add.set_defaults(func=_add_command)
 
@@ -372,3 +405,7 @@ def register(subparsers: Any) -> None:
     check.add_argument("files", nargs="*", type=Path, metavar="FILE")
     check.add_argument("--root", type=Path, help="project root (default: this repository)")
     check.set_defaults(func=_check_command)
+
+    owners = actions.add_parser("codeowners", help="rewrite .github/CODEOWNERS for the team stacks in stacks/")
+    owners.add_argument("--root", type=Path, help="project root (default: this repository)")
+    owners.set_defaults(func=_codeowners_command)

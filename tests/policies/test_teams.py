@@ -175,7 +175,7 @@ def test_remove_team_destroys_its_stack_first_then_removes_it_from_the_platform(
     assert calls == ["vision"]
     assert removed == RemovedTeam(name="vision", destroyed=True, removed=[
         tmp_path / "stacks" / "Pulumi.platform.yaml", tmp_path / "stacks" / "Pulumi.vision.yaml",
-        tmp_path / "policies" / "teams" / "vision.json"])
+        tmp_path / "policies" / "teams" / "vision.json", tmp_path / ".github" / "CODEOWNERS"])
     assert set(platform_teams(tmp_path)) == {"data-science", "ml-engineering", "ml-research"}
     assert not (tmp_path / "stacks" / "Pulumi.vision.yaml").exists()
 
