@@ -1,24 +1,35 @@
 """What the CI workflows (.github/workflows/) run, kept here so it is tested rather than written as shell.
 
-- `vastguard ci changed --base REF` (or `--all`): the team stacks a change touches (a team's stack file or
-  policy file: that team; code every stack runs, or the policy pack itself: every team), as a JSON matrix for
-  GitHub Actions (also written to $GITHUB_OUTPUT as `matrix` and `any`).
+- `vastguard ci changed --base REF [--head REF] [--repo DIR]` (or `--all`): the team stacks a change touches (a
+  team's stack file or policy file: that team; code every stack runs, or the policy pack itself: every team), as
+  a JSON matrix for GitHub Actions with, per team, the *names* of the CI secrets its jobs may read
+  (`preview_secret`, `deploy_secret`, `passphrase`, the bucket credentials, `secret` for a team's own key); also
+  written to $GITHUB_OUTPUT as `matrix`, `any`, `platform_review` and `platform_paths` (platform-owned files the
+  change touches). The teams are the trusted tree's (`--root`); `--repo` is the git checkout holding both commits.
+- `vastguard ci platform-review --base SHA --head SHA`: the job summary listing those platform-owned files.
 - `vastguard ci set-key --stack TEAM`: put the team's Vast.ai key from the environment (`VASTAI_API_KEY`,
   filled from the CI secret `VASTGUARD_KEY_<TEAM>`) into the stack's config as a secret: the value goes to
   `pulumi config set --secret` on stdin, never in argv, and is masked in the GitHub log before anything runs.
-- `vastguard ci preview --stack TEAM [--json]`: `pulumi preview` with the policy pack and the team's config,
-  judged from the engine's event log (`--event-log`): the verdict, each violation and the cost change
-  (before -> after, unknown never shown as $0) go to the job summary, and with `--json` to stdout as a
-  versioned document (vastguard/schemas/ci-report.schema.json); exits 1 when denied or failed.
+- `vastguard ci preview --stack TEAM [--pr-checkout DIR] [--json]`: `pulumi preview` with the policy pack and
+  the team's config, judged from the engine's event log (`--event-log`): the verdict, each violation, the cost
+  change (before -> after, unknown never shown as $0), which rules judged (commit) and which kind of key was used
+  go to the job summary, and with `--json` to stdout as a versioned document
+  (vastguard/schemas/ci-report.schema.json); exits 1 when denied or failed. With `--pr-checkout` the trusted tree
+  (this checkout: the base) judges the PR's stack file's fleet, and nothing else of the PR is read
+  (vastguard/rules_from.py).
 - `vastguard ci audit --stack TEAM [--json]`: the nightly check of what already runs: `pulumi policy analyze`
   runs the pack against the stack's current state, so an exception that expired or a limit lowered since the
   last deploy is reported the next morning; exits 1 on a mandatory finding.
+- `vastguard ci refresh --stack TEAM`: `pulumi refresh` with the team's read-only preview key (refresh only reads).
 - `vastguard ci up --stack TEAM`: `pulumi up` with the same pack and config; appends the deployed cost.
 
-A team stack that takes its keys from the platform stack (`vastguard:keyFrom`) previews with its preview key and
-deploys with its deploy key, opened from the platform's envelopes (vastguard/keys.py); `set-key` has nothing to
-set for it. `--stack platform` (the stack declaring `vastguard:platform`) is judged by policies/platform.json;
-`changed` lists team stacks only.
+A team stack that takes its keys from the platform stack (`vastguard:keyFrom`) previews (and refreshes) with its
+preview key and deploys with its deploy key, opened from the platform's envelopes (vastguard/keys.py), with the
+job's recipient secret: `VASTGUARD_PREVIEW_SECRET_<TEAM>`, or `VASTGUARD_PREVIEW_SECRET` (a workflow cannot name a
+variable after its matrix's team; likewise `VASTGUARD_DEPLOY_SECRET` for `up`). `set-key` has nothing to set for
+it. Every command runs the engine with a PULUMI_HOME of its own, removed when it ends (the engine's log holds
+decrypted secrets). `--stack platform` (the stack declaring `vastguard:platform`) is judged by
+policies/platform.json; `changed` lists team stacks only.
 """
 
 from __future__ import annotations
@@ -287,6 +298,8 @@ def run_preview(cli: PulumiCLI, team: str, *, policy_config: Path | None = None,
                          check=False, extra_env={**DEBUG_COMMANDS, **key_env(cli, stack, "preview")})
         events = parse_events(log.read_text()) if log.exists() else []
     report = preview_report(team, stack, events, exit_code=result.returncode, stderr_tail=_tail(result))
+    if rules is None:  # the pack and team files are this vastguard's own (POLICY_PACK), whatever the project dir
+        rules = Rules(source="checkout", commit=rules_commit(POLICY_PACK.parent))
     report = report.model_copy(update={"rules": rules, "key": key_used(cli.cwd, stack, "preview")})
     return report, result
 
@@ -335,7 +348,11 @@ def _preview_command(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     project_dir = Path(args.project_dir)
-    commit = args.rules_commit or rules_commit(project_dir)
+    if args.pr_checkout and Path(config).resolve().is_relative_to(Path(args.pr_checkout).resolve()):
+        print(f"error: --policy-config {config} is inside the pull request's checkout: the rules that judge a pull "
+              "request come from the trusted tree; drop --policy-config", file=sys.stderr)
+        return 1
+    commit = args.rules_commit or rules_commit(POLICY_PACK.parent)
     try:
         with tempfile.TemporaryDirectory(prefix="vastguard-judged-") as tmp, _cli(project_dir) as cli:
             rules = Rules(source="checkout", commit=commit)
