@@ -213,3 +213,27 @@ def test_the_envelope_is_read_from_an_s3_backend_too(s3_backend: tuple[str, Any]
     s3.put_object(Bucket=BUCKET, Key=".pulumi/stacks/vastguard/platform.json", Body=checkpoint(envelopes()))
     delivered = deliver(SOURCE, "deploy", backend_url=url, project="vastguard", environ=SECRETS)
     assert delivered.key == KEYS["deploy"]
+
+
+def test_a_ci_job_gives_its_secret_without_the_team_in_the_name_and_only_for_its_kind(tmp_path: Path) -> None:
+    from typing import cast
+
+    from engine import Engine
+    from vastguard import ci
+    from vastguard.pulumi_cli import PulumiCLI
+
+    root = project(tmp_path / "project",
+                   **{TEAM: f"config:\n  vastguard:team: {TEAM}\n  vastguard:keyFrom: platform\n"})
+    backend = file_backend(tmp_path, checkpoint(envelopes()))
+    preview_job = {"PULUMI_BACKEND_URL": backend,
+                   "VASTGUARD_PREVIEW_SECRET": SECRETS[recipient_env(TEAM, "preview")]}  # as preview.yml sets it
+    cli = PulumiCLI(engine=cast(Engine, None), cwd=root, env=preview_job)  # a file backend: no pulumi is run
+    assert ci.key_env(cli, TEAM, "preview") == {API_KEY_ENV: KEYS["preview"]}
+    assert ci.key_used(root, TEAM, "preview") == "preview" and ci.key_used(root, TEAM, "up") == "deploy"
+    with pytest.raises(DeliveryError, match="VASTGUARD_DEPLOY_SECRET_ML_RESEARCH is not set"):
+        ci.key_env(cli, TEAM, "up")  # the preview job's secret never stands in for the deploy secret
+    deploy_job = PulumiCLI(engine=cast(Engine, None), cwd=root, env={
+        "PULUMI_BACKEND_URL": backend, "VASTGUARD_DEPLOY_SECRET": SECRETS[recipient_env(TEAM, "deploy")]})
+    assert ci.key_env(deploy_job, TEAM, "up") == {API_KEY_ENV: KEYS["deploy"]}
+    own = project(tmp_path / "own", own="config:\n  vastguard:team: own\n  vastai:apiKey:\n    secure: v1:abc\n")
+    assert ci.key_used(own, "own", "preview") == "own" and ci.key_used(own, "none", "preview") == "none"

@@ -109,3 +109,15 @@ def test_each_command_has_its_own_pulumi_home_removed_at_the_end(tmp_path: Path)
     with pytest.raises(RuntimeError):
         command()
     assert len(seen) == 1 and not seen[0].exists()  # removed on failure too
+
+
+def test_the_rules_cannot_come_from_the_prs_checkout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vastguard.cli import main
+
+    pr = tree(tmp_path / "pr")
+    (pr / "policies" / "teams").mkdir()
+    loosened = pr / "policies" / "teams" / f"{TEAM}.json"
+    loosened.write_text((repo_root() / "policies" / "teams" / f"{TEAM}.json").read_text())
+    assert main(["ci", "preview", "--stack", TEAM, "--pr-checkout", str(pr), "--policy-config", str(loosened)]) == 1
+    assert "is inside the pull request's checkout: the rules that judge a pull request come from the trusted " \
+           "tree" in capsys.readouterr().err
