@@ -417,6 +417,21 @@ def _refresh_command(args: argparse.Namespace) -> int:
     return result.returncode
 
 
+def _bucket_policy_command(args: argparse.Namespace) -> int:
+    from vastguard.bucket_policy import bucket_policy
+    from vastguard.keys import project_name
+
+    root = Path(args.root or repo_root())
+    if "{team}" not in args.role_arn:
+        print("error: --role-arn must contain {team}, e.g. arn:aws:iam::123456789012:role/vastguard-ci-{team}: "
+              "each team's jobs assume a role of their own", file=sys.stderr)
+        return 1
+    roles = {team: args.role_arn.replace("{team}", team) for team in known_teams(root)}
+    policy = bucket_policy(args.bucket, args.project or project_name(root), roles, platform_role=args.platform_role)
+    print(json.dumps(policy, indent=2))
+    return 0
+
+
 def register(subparsers: Any) -> None:
     ci = subparsers.add_parser("ci", help="the steps the CI workflows run (changed stacks, keys, preview, up)",
                                description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -433,6 +448,16 @@ def register(subparsers: Any) -> None:
     changed.add_argument("--repo", type=Path, help="the git repository holding both commits (default: --root), e.g. "
                                                    "the pull request's checkout")
     changed.set_defaults(func=_changed_command)
+
+    policy = actions.add_parser("bucket-policy", help="the S3 bucket policy confining each team's CI role to its "
+                                                      "own stacks (JSON)")
+    policy.add_argument("--bucket", required=True)
+    policy.add_argument("--role-arn", required=True, metavar="ARN",
+                        help="each team's CI role, with {team} for the team: arn:aws:iam::ACCOUNT:role/ci-{team}")
+    policy.add_argument("--platform-role", metavar="ARN", help="the platform job's role (its stack, read of all)")
+    policy.add_argument("--project", help="the Pulumi project (default: Pulumi.yaml's name)")
+    policy.add_argument("--root", type=Path, help="project root (default: this repository)")
+    policy.set_defaults(func=_bucket_policy_command)
 
     review = actions.add_parser("platform-review", help="job summary of the platform-owned files a change touches")
     review.add_argument("--base", required=True, help="the base commit")

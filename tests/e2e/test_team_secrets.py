@@ -1,6 +1,8 @@
 """Secrets per team through the real engine: each team stack encrypts with its own passphrase (the CI secret
 `VASTGUARD_PASSPHRASE_<TEAM>` that `vastguard ci changed`'s matrix names, which the workflows put in
-PULUMI_CONFIG_PASSPHRASE), so team A's job environment cannot decrypt team B's stack config, outputs or state."""
+PULUMI_CONFIG_PASSPHRASE), so team A's job environment cannot decrypt team B's stack config, outputs or state;
+and the bucket policy (`vastguard ci bucket-policy`) gives each team's role exactly the objects the engine wrote
+for its own stack."""
 
 from __future__ import annotations
 
@@ -11,9 +13,11 @@ import pytest
 import yaml
 
 from engine import Engine
+from tests.ci.test_bucket_policy import allowed
 from tests.e2e.conftest import write_project
 from tests.secrets_sweep import record_api_key
 from vastguard import ci
+from vastguard.bucket_policy import bucket_policy
 from vastguard.pulumi_cli import PulumiCLI
 
 pytestmark = pytest.mark.engine
@@ -58,3 +62,19 @@ def test_team_as_job_cannot_decrypt_team_bs_config_or_state(engine: Engine, tmp_
     # Without --show-secrets the state reads, but only as ciphertext (what a report needs, nothing more).
     exported = job_a.run("stack", "export", stack=B).stdout
     assert key not in exported and "ciphertext" in exported
+
+    # In a shared bucket, the bucket policy keeps A's job from even that: every object the engine wrote, under
+    # the keys it really uses, is reachable by its own team's role only.
+    state = tmp_path / "state"
+    keys = sorted(str(p.relative_to(state)) for p in state.rglob("*") if p.is_file())
+    roles = {team: f"arn:aws:iam::123456789012:role/ci-{team}" for team in (A, B)}
+    policy = bucket_policy("state", "vastguard", roles)
+    kinds = {k.split("/")[1] for k in keys if k.startswith(".pulumi/") and f"/{B}" in k}
+    assert {"stacks", "history", "backups"} <= kinds, keys
+    for object_key in keys:
+        for team, role in roles.items():
+            mine = f"/vastguard/{team}/" in object_key or object_key.endswith(f"/vastguard/{team}.json") or \
+                object_key.startswith(f".pulumi/stacks/vastguard/{team}.json")
+            shared = object_key == ".pulumi/meta.yaml"
+            assert allowed(policy, role, "s3:GetObject", object_key) == (mine or shared), (team, object_key)
+            assert allowed(policy, role, "s3:PutObject", object_key) == mine, (team, object_key)
