@@ -83,7 +83,9 @@ def test_every_workflow_has_the_minimum_permissions(name: str) -> None:
 def test_preview_jobs_hold_the_preview_secret_only_and_run_the_bases_code() -> None:
     doc = _doc("preview.yml")
     raw: Any = yaml.safe_load((WORKFLOWS / "preview.yml").read_text())
-    assert raw[True] == {"pull_request": None}  # YAML 1.1 reads `on` as True; never pull_request_target
+    # YAML 1.1 reads `on` as True. pull_request_target: the base's workflow file runs, so a PR cannot rewrite the
+    # job that holds the secrets (on pull_request it could); nothing of the PR is executed (below).
+    assert raw[True] == {"pull_request_target": None}
     jobs = doc["jobs"]
     preview = jobs["preview"]
     assert _secrets_of(preview) == {"PULUMI_BACKEND_URL", "matrix.passphrase", "matrix.preview_secret",
@@ -146,7 +148,7 @@ def test_each_workflow_does_its_job_through_dev() -> None:
     for name in ("deploy.yml", "nightly.yml"):
         assert "./dev vastguard ci set-key" in runs[name]
     on = {name: yaml.safe_load((WORKFLOWS / name).read_text())[True] for name in runs}  # YAML 1.1: on -> True
-    assert "pull_request" in on["preview.yml"]
+    assert "pull_request_target" in on["preview.yml"]
     assert on["deploy.yml"]["push"]["branches"] == ["main"]
     assert "schedule" in on["nightly.yml"]
 
