@@ -399,7 +399,8 @@ def _up_command(args: argparse.Namespace) -> int:
         print(result.stdout, file=sys.stderr)
         print(result.stderr, file=sys.stderr)
         outputs = cli.json("stack", "output", stack=args.stack) if result.returncode == 0 else {}
-    _append_summary(deploy_markdown(args.stack, outputs, result.returncode == 0))
+    _append_summary(deploy_markdown(args.stack, outputs, result.returncode == 0, key=key_used(root, args.stack, "up"),
+                                    commit=rules_commit(POLICY_PACK.parent)))
     return result.returncode
 
 

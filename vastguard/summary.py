@@ -96,7 +96,8 @@ def policy_audit_markdown(reports: Sequence[PolicyAuditReport]) -> str:
     return "\n".join(out) + "\n"
 
 
-def deploy_markdown(team: str, outputs: Mapping[str, Any], ok: bool) -> str:
+def deploy_markdown(team: str, outputs: Mapping[str, Any], ok: bool, *, key: str | None = None,
+                    commit: str | None = None) -> str:
     cost = outputs.get("estimated_cost") if ok else None
     fleet = outputs.get("fleet") or {}
     status = "✅ deployed" if ok else "❌ `pulumi up` failed (see the log)"
@@ -110,4 +111,6 @@ def deploy_markdown(team: str, outputs: Mapping[str, Any], ok: bool) -> str:
     count = str(len(fleet)) if ok else "unknown"
     return ("## vastguard deploy\n\n| team | result | instances | $/h | $/day | $/month |\n"
             "| --- | --- | --- | --- | --- | --- |\n"
-            f"| {team} | {status} | {count} | {amount('hourly')} | {amount('daily')} | {amount('monthly')} |\n")
+            f"| {team} | {status} | {count} | {amount('hourly')} | {amount('daily')} | {amount('monthly')} |\n"
+            + (f"\n{team}: judged by the rules of commit {commit[:12] if commit else 'unknown'}; ran with "
+               f"{KEY_WORDS[key]}.\n" if key is not None else ""))

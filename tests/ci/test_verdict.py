@@ -188,5 +188,8 @@ def test_deploy_summary_never_shows_an_unknown_cost_as_zero() -> None:
     md = deploy_markdown("t", {"estimated_cost": {"hourly": 0.16, "daily": 3.93, "monthly": 119.68},
                                "fleet": {"a-0": {}}}, True)
     assert "| t | ✅ deployed | 1 | $0.16 | $3.93 | $119.68 |" in md
+    assert "judged by" not in md
+    said = deploy_markdown("t", {}, True, key="deploy", commit="abcdef0123456789")
+    assert "t: judged by the rules of commit abcdef012345; ran with its deploy key (from the platform stack)." in said
     failed = deploy_markdown("t", {}, False)
     assert "failed" in failed and "$0.00" not in failed and "| unknown | unknown | unknown | unknown |" in failed

@@ -255,6 +255,11 @@ def test_a_preview_job_cannot_rent_even_if_the_program_tries(platform: PlatformE
     assert len(refused) > len(refused_before) and {r["status"] for r in refused[len(refused_before):]} <= {401, 403}
     assert {i.id for i in platform.live("data-science")} == before
     assert platform.ws.preview("data-science").returncode == 0  # the stack is as it was
+    # The nightly job's refresh needs no more than that job's preview key: refresh only reads Vast.
+    refreshed = _vastguard(env, tmp_path, "ci", "refresh", "--stack", "data-science", "--project-dir",
+                           str(platform.ws.root))
+    assert refreshed.returncode == 0, refreshed.stderr[-3000:]
+    assert "vastguard: data-science's preview key #" in refreshed.stderr
 
 
 def _grant_billing_write(data: dict[str, Any]) -> None:
