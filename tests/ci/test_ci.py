@@ -119,3 +119,31 @@ def test_set_key_has_nothing_to_set_for_a_stack_taking_keys_from_the_platform(
     assert main(["ci", "set-key", "--stack", "ml-research"]) == 0  # the seed stacks take keys from the platform
     err = capsys.readouterr().err
     assert "nothing to set" in err and "VASTGUARD_PREVIEW_SECRET_ML_RESEARCH" in err
+
+
+def test_changed_reads_the_teams_from_the_trusted_tree_and_the_diff_from_the_prs_checkout(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    trusted, pr = tmp_path / "base", tmp_path / "pr"
+    for root in (trusted, pr):
+        (root / "stacks").mkdir(parents=True)
+        for team in TEAMS:
+            (root / "stacks" / f"Pulumi.{team}.yaml").write_text("config: {}\n")
+    _git(pr, "init", "-q", "-b", "main")
+    _git(pr, "add", ".")
+    _git(pr, "commit", "-q", "-m", "base")
+    base = _git(pr, "rev-parse", "HEAD")
+    (pr / "stacks" / "Pulumi.ml-research.yaml").write_text("config: {a: 1}\n")
+    (pr / "stacks" / "Pulumi.intruder.yaml").write_text("config: {}\n")  # a stack the base does not have
+    (pr / "policies").mkdir()
+    (pr / "policies" / "instances.py").write_text("# loosened\n")
+    _git(pr, "add", ".")
+    _git(pr, "commit", "-q", "-m", "pr")
+    out = tmp_path / "out"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(out))
+    assert main(["ci", "changed", "--base", base, "--head", "HEAD", "--root", str(trusted), "--repo", str(pr),
+                 "--format", "lines"]) == 0
+    assert capsys.readouterr().out.split() == TEAMS  # policies/ changed: every team, the base's teams only
+    outputs = dict(line.split("=", 1) for line in out.read_text().splitlines())
+    assert outputs["platform_review"] == "true"
+    assert json.loads(outputs["platform_paths"]) == ["policies/instances.py"]
+    assert [e["team"] for e in json.loads(outputs["matrix"])["include"]] == TEAMS
