@@ -352,6 +352,10 @@ def _preview_command(args: argparse.Namespace) -> int:
         print(f"error: --policy-config {config} is inside the pull request's checkout: the rules that judge a pull "
               "request come from the trusted tree; drop --policy-config", file=sys.stderr)
         return 1
+    if args.rules_commit and not re.fullmatch(r"[0-9a-f]{7,64}", args.rules_commit):
+        print(f"error: --rules-commit {args.rules_commit!r} is not a commit sha (7 to 64 lower-case hex digits); in "
+              "the workflow pass github.event.pull_request.base.sha", file=sys.stderr)
+        return 1
     commit = args.rules_commit or rules_commit(POLICY_PACK.parent)
     try:
         with tempfile.TemporaryDirectory(prefix="vastguard-judged-") as tmp, _cli(project_dir) as cli:

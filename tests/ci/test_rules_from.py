@@ -121,3 +121,10 @@ def test_the_rules_cannot_come_from_the_prs_checkout(tmp_path: Path, capsys: pyt
     assert main(["ci", "preview", "--stack", TEAM, "--pr-checkout", str(pr), "--policy-config", str(loosened)]) == 1
     assert "is inside the pull request's checkout: the rules that judge a pull request come from the trusted " \
            "tree" in capsys.readouterr().err
+
+
+def test_a_rules_commit_that_is_no_sha_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    from vastguard.cli import main
+
+    assert main(["ci", "preview", "--stack", TEAM, "--rules-commit", "main"]) == 1
+    assert "--rules-commit 'main' is not a commit sha" in capsys.readouterr().err
