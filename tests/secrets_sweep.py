@@ -38,7 +38,8 @@ temp dir, other tests' working directories); keys never given to an emulator (th
 S3 backend objects of the moto server in `tests/e2e/test_s3_backend.py` (in its memory, gone with it); tmp dirs
 already removed by a `tmp_path_retention_policy` other than `all`.
 
-`record_api_key(key)` adds a key made without an emulator account; `-p no:tests.secrets_sweep` turns the sweep off.
+`record_api_key(key)` adds a key made without an emulator account, `record_passphrase(passphrase, salt)` a stack's
+own passphrase; `-p no:tests.secrets_sweep` turns the sweep off.
 """
 
 from __future__ import annotations
@@ -654,6 +655,16 @@ def record_api_key(key: str) -> None:
     """Adds a key to the running session's sweep (for keys made without an emulator account)."""
     if _ACTIVE:
         _ACTIVE[-1].record_key(key)
+
+
+def record_passphrase(passphrase: str, salt_state: str) -> None:
+    """Adds a stack's own passphrase and its `encryptionsalt` (secrets per team: a passphrase per team stack), so
+    the sweep opens that stack's engine logs too."""
+    if _ACTIVE:
+        decrypter = _ACTIVE[-1].decrypter
+        if passphrase not in decrypter.passphrases:
+            decrypter.passphrases.append(passphrase)
+        decrypter.add_salt(salt_state)
 
 
 def _record_salt(state: str) -> None:

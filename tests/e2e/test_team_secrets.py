@@ -15,7 +15,7 @@ import yaml
 from engine import Engine
 from tests.ci.test_bucket_policy import allowed
 from tests.e2e.conftest import write_project
-from tests.secrets_sweep import record_api_key
+from tests.secrets_sweep import record_api_key, record_passphrase
 from vastguard import ci
 from vastguard.bucket_policy import bucket_policy
 from vastguard.pulumi_cli import PulumiCLI
@@ -49,6 +49,8 @@ def test_team_as_job_cannot_decrypt_team_bs_config_or_state(engine: Engine, tmp_
 
     salts = {team: yaml.safe_load((project / f"Pulumi.{team}.yaml").read_text())["encryptionsalt"] for team in (A, B)}
     assert salts[A] != salts[B]
+    for team in (A, B):  # so the secrets sweep opens these stacks' engine logs too
+        record_passphrase(repo_secrets[ci.passphrase_name(team)], salts[team])
     # B's own job reads its secrets...
     assert job_b.run("config", "get", "vastai:apiKey", stack=B).stdout.strip() == key
     assert key in job_b.run("stack", "output", "--show-secrets", stack=B).stdout
