@@ -201,6 +201,18 @@ def key_env(cli: PulumiCLI, stack: str, command: str) -> dict[str, str]:
                          cli_runner=lambda *args, stack=None: cli.run(*args, stack=stack).stdout)
 
 
+_JOB_SECRET = re.compile(r"^VASTGUARD_((PREVIEW|DEPLOY)_SECRET(_[A-Z0-9_]+)?|PASSPHRASE_[A-Z0-9_]+)$")
+
+
+def child_drop(cli: PulumiCLI, stack: str) -> list[str]:
+    """The job's secrets the `pulumi` child of a team stack never needs (vastguard opened the key already): the
+    recipient secrets and the per-team passphrase secrets. The platform stack's child keeps the recipient
+    secrets: its `vastai:ApiKey` resources seal the envelopes with them."""
+    if is_platform_stack(cli.cwd, stack):
+        return []
+    return [name for name in cli.env if _JOB_SECRET.match(name)]
+
+
 def key_used(project_dir: Path, stack: str, command: str) -> KeyUsed:
     """Which kind of Vast key `pulumi <command>` of `stack` runs with (for the job summary)."""
     if key_source(project_dir, stack) is not None:
@@ -295,7 +307,8 @@ def run_preview(cli: PulumiCLI, team: str, *, policy_config: Path | None = None,
     with tempfile.TemporaryDirectory(prefix="vastguard-preview-") as tmp:
         log = Path(tmp) / "events.jsonl"
         result = cli.run("preview", "--event-log", str(log), *_policy_args(team, policy_config), stack=stack,
-                         check=False, extra_env={**DEBUG_COMMANDS, **key_env(cli, stack, "preview")})
+                         check=False, extra_env={**DEBUG_COMMANDS, **key_env(cli, stack, "preview")},
+                         drop_env=child_drop(cli, stack))
         events = parse_events(log.read_text()) if log.exists() else []
     report = preview_report(team, stack, events, exit_code=result.returncode, stderr_tail=_tail(result))
     if rules is None:  # the pack and team files are this vastguard's own (POLICY_PACK), whatever the project dir
@@ -399,7 +412,7 @@ def _up_command(args: argparse.Namespace) -> int:
             return 1
         result = cli.run("up", "--yes", "--skip-preview", *extra,
                          *_policy_args(args.stack, stack_policy_config(root, args.stack)), stack=args.stack,
-                         check=False, extra_env=delivered)
+                         check=False, extra_env=delivered, drop_env=child_drop(cli, args.stack))
         print(result.stdout, file=sys.stderr)
         print(result.stderr, file=sys.stderr)
         outputs = cli.json("stack", "output", stack=args.stack) if result.returncode == 0 else {}
@@ -416,7 +429,8 @@ def _refresh_command(args: argparse.Namespace) -> int:
         except DeliveryError as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
-        result = cli.run("refresh", "--yes", "--skip-preview", stack=args.stack, check=False, extra_env=delivered)
+        result = cli.run("refresh", "--yes", "--skip-preview", stack=args.stack, check=False, extra_env=delivered,
+                         drop_env=child_drop(cli, args.stack))
     print(result.stdout, file=sys.stderr)
     print(result.stderr, file=sys.stderr)
     return result.returncode

@@ -237,3 +237,21 @@ def test_a_ci_job_gives_its_secret_without_the_team_in_the_name_and_only_for_its
     assert ci.key_env(deploy_job, TEAM, "up") == {API_KEY_ENV: KEYS["deploy"]}
     own = project(tmp_path / "own", own="config:\n  vastguard:team: own\n  vastai:apiKey:\n    secure: v1:abc\n")
     assert ci.key_used(own, "own", "preview") == "own" and ci.key_used(own, "none", "preview") == "none"
+
+
+def test_the_pulumi_child_of_a_team_stack_gets_none_of_the_jobs_secrets(tmp_path: Path) -> None:
+    from typing import cast
+
+    from engine import Engine
+    from vastguard import ci
+    from vastguard.pulumi_cli import PulumiCLI
+
+    root = project(tmp_path, **{TEAM: "config:\n  vastguard:keyFrom: platform\n",
+                                "platform": "config:\n  vastguard:platform:\n    teams: {}\n"})
+    env = {"VASTGUARD_PREVIEW_SECRET": "s", "VASTGUARD_DEPLOY_SECRET_ML_RESEARCH": "s",
+           "VASTGUARD_PASSPHRASE_ML_RESEARCH": "p", "VASTGUARD_PROVISION_TIMEOUT": "60",
+           "PULUMI_CONFIG_PASSPHRASE": "p"}
+    cli = PulumiCLI(engine=cast(Engine, None), cwd=root, env=env)
+    assert sorted(ci.child_drop(cli, TEAM)) == [
+        "VASTGUARD_DEPLOY_SECRET_ML_RESEARCH", "VASTGUARD_PASSPHRASE_ML_RESEARCH", "VASTGUARD_PREVIEW_SECRET"]
+    assert ci.child_drop(cli, "platform") == []  # its ApiKey resources seal the envelopes with them
