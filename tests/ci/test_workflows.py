@@ -133,8 +133,12 @@ def test_each_team_job_uses_its_own_passphrase_and_pulumi_home_and_removes_it(na
             continue
         assert "PULUMI_CONFIG_PASSPHRASE" not in held, (name, job_name)  # no passphrase shared by all teams
         envs = [job.get("env", {}), *(step.get("env", {}) for step in job["steps"])]
-        assert [e["PULUMI_CONFIG_PASSPHRASE"] for e in envs if "PULUMI_CONFIG_PASSPHRASE" in e] == [
-            "${{ secrets[matrix.passphrase] }}"], (name, job_name)
+        passphrases = {e["PULUMI_CONFIG_PASSPHRASE"] for e in envs if "PULUMI_CONFIG_PASSPHRASE" in e}
+        assert passphrases == {"${{ secrets[matrix.passphrase] }}"}, (name, job_name)
+        assert not _secrets_of(job.get("env", {})), (name, job_name)  # secrets per step, never the whole job
+        for step in job["steps"]:  # the checkouts and the setup (pip installs, the engine build) hold none
+            if "uses" in step:
+                assert not _secrets_of(step), (name, job_name, step)
         first = job["steps"][0]  # `runner.temp` is not available in a job's env, hence a step
         assert first["run"] == 'echo "PULUMI_HOME=$RUNNER_TEMP/pulumi-home" >> "$GITHUB_ENV"', (name, job_name)
         last = job["steps"][-1]
