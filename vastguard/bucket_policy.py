@@ -10,6 +10,8 @@ store.go, state.go, lock.go):
 - `.pulumi/locks/organization/<project>/<stack>/<id>.json`: the lock an update holds
 - `.pulumi/meta.yaml`: the layout's version, read by every command
 
+and vastguard's budget log beside them (`.vastguard/ledger|guard|actions/<team>/`, fleet/budget_log.py).
+
 The engine lists `.pulumi/stacks/` (projects), `.pulumi/stacks/<project>/` (stacks), the stack's own checkpoint
 name (to find its compressed variant) and its history and lock directories. A team's role may read and write its
 own stack's objects, list those prefixes, and read the platform stack's checkpoint (its key envelopes are plain
@@ -23,15 +25,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from fleet.budget_log import ROOT
+
 __all__ = ["bucket_policy", "team_prefixes"]
 
 OBJECT_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+BUDGET_LOGS = ("ledger", "guard", "actions")
 
 
 def team_prefixes(project: str, stack: str) -> list[str]:
-    """Key patterns (`*` = anything) of one stack's objects in a DIY backend."""
+    """Key patterns (`*` = anything) of one stack's objects in a DIY backend, and of its team's budget log
+    (fleet/budget_log.py: `.vastguard/{ledger,guard,actions}/<team>/`, which the guard writes and previews read)."""
     return [f".pulumi/stacks/{project}/{stack}.json*", f".pulumi/history/{project}/{stack}/*",
-            f".pulumi/backups/{project}/{stack}/*", f".pulumi/locks/organization/{project}/{stack}/*"]
+            f".pulumi/backups/{project}/{stack}/*", f".pulumi/locks/organization/{project}/{stack}/*",
+            *(f"{ROOT}/{kind}/{stack}/*" for kind in BUDGET_LOGS)]
 
 
 def bucket_policy(bucket: str, project: str, roles: Mapping[str, str], *, platform_stack: str = "platform",
@@ -53,7 +60,8 @@ def bucket_policy(bucket: str, project: str, roles: Mapping[str, str], *, platfo
              "Resource": arn, "Condition": {"StringLike": {"s3:prefix": [
                  ".pulumi/stacks/", f".pulumi/stacks/{project}/", f".pulumi/stacks/{project}/{team}.json*",
                  f".pulumi/stacks/{project}/{platform_stack}.json*", f".pulumi/history/{project}/{team}/*",
-                 f".pulumi/backups/{project}/{team}/*", f".pulumi/locks/organization/{project}/{team}/*"]}}},
+                 f".pulumi/backups/{project}/{team}/*", f".pulumi/locks/organization/{project}/{team}/*",
+                 *(f"{ROOT}/{kind}/{team}/*" for kind in BUDGET_LOGS)]}}},
             # An explicit deny wins over any broader grant the role may get elsewhere (an identity policy).
             {"Sid": f"{sid}NothingElse", "Effect": "Deny", "Principal": {"AWS": role}, "Action": "s3:*",
              "NotResource": [arn, *own, *shared]},
@@ -63,7 +71,8 @@ def bucket_policy(bucket: str, project: str, roles: Mapping[str, str], *, platfo
     if platform_role is not None:
         statements += [
             {"Sid": "PlatformOwnStack", "Effect": "Allow", "Principal": {"AWS": platform_role},
-             "Action": OBJECT_ACTIONS, "Resource": [f"{arn}/{p}" for p in team_prefixes(project, platform_stack)]},
+             "Action": OBJECT_ACTIONS, "Resource": [f"{arn}/{p}" for p in team_prefixes(project, platform_stack)]
+             + [f"{arn}/{ROOT}/ledger/*"]},  # allocate: every team's credit transfers
             {"Sid": "PlatformReadAll", "Effect": "Allow", "Principal": {"AWS": platform_role},
              "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": [arn, f"{arn}/*"]},
         ]

@@ -57,6 +57,8 @@ DS, MR = ROLES["data-science"], ROLES["ml-research"]
     ".pulumi/history/vastguard/data-science/data-science-1764633600000000000.checkpoint.json",
     ".pulumi/backups/vastguard/data-science/data-science.1764633600000000000.json",
     ".pulumi/locks/organization/vastguard/data-science/7f3a.json",
+    ".vastguard/guard/data-science/00000001-crossing.json", ".vastguard/actions/data-science/1-9-stop.json",
+    ".vastguard/ledger/data-science/00000001.json",
 ])
 def test_a_team_reads_and_writes_its_own_stack_and_no_other_team_does(key: str) -> None:
     for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
@@ -83,6 +85,7 @@ def test_the_platform_checkpoint_is_readable_by_every_team_and_writable_by_none(
     assert allowed(POLICY, PLATFORM, "s3:PutObject", ".pulumi/stacks/vastguard/platform.json")
     assert allowed(POLICY, PLATFORM, "s3:GetObject", ".pulumi/history/vastguard/data-science/x.history.json")
     assert not allowed(POLICY, PLATFORM, "s3:PutObject", ".pulumi/stacks/vastguard/data-science.json")
+    assert allowed(POLICY, PLATFORM, "s3:PutObject", ".vastguard/ledger/data-science/00000002.json")  # allocate
 
 
 def test_listing_is_confined_to_the_prefixes_the_engine_lists() -> None:

@@ -15,7 +15,7 @@ from engine import repo_root
 from engine.tools import ensure_actionlint
 
 WORKFLOWS = repo_root() / ".github" / "workflows"
-NAMES = ["preview.yml", "deploy.yml", "nightly.yml"]
+NAMES = ["preview.yml", "deploy.yml", "nightly.yml", "guard.yml"]
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def _steps(path: Path) -> list[dict[str, object]]:
     return [step for job in doc["jobs"].values() for step in job.get("steps", [])]
 
 
-@pytest.mark.parametrize("name", ["preview.yml", "deploy.yml", "nightly.yml", "guard.yml"])
+@pytest.mark.parametrize("name", NAMES)
 def test_secrets_only_reach_env_never_a_command_line(name: str) -> None:
     for step in _steps(WORKFLOWS / name):
         run = str(step.get("run", ""))
@@ -118,9 +118,15 @@ def test_preview_jobs_hold_the_preview_secret_only_and_run_the_bases_code() -> N
 def test_deploy_secrets_only_in_the_deploy_job_inside_the_teams_environment() -> None:
     holders = {(name, job_name) for name in NAMES for job_name, job in _doc(name)["jobs"].items()
                if "matrix.deploy_secret" in _secrets_of(job)}
-    assert holders == {("deploy.yml", "up")}
+    assert holders == {("deploy.yml", "up"), ("guard.yml", "allocate"), ("guard.yml", "guard")}
     up = _doc("deploy.yml")["jobs"]["up"]
     assert up["environment"] == "${{ matrix.team }}"  # a GitHub environment per team, with required reviewers
+    guard = _doc("guard.yml")["jobs"]
+    assert guard["guard"]["environment"] == "${{ matrix.team }}-guard"  # main only, unattended: no reviewers
+    assert guard["allocate"]["environment"] == "platform"
+    owner_key = {(name, job_name) for name in NAMES for job_name, job in _doc(name)["jobs"].items()
+                 if "VASTGUARD_PLATFORM_KEY" in _secrets_of(job)}
+    assert owner_key == {("guard.yml", "allocate")}  # the platform owner's key: one job, in the platform's environment
     nightly = _doc("nightly.yml")["jobs"]["refresh-and-reconcile"]
     assert "environment" not in nightly and "matrix.preview_secret" in _secrets_of(nightly)
 
@@ -134,7 +140,8 @@ def test_each_team_job_uses_its_own_passphrase_and_pulumi_home_and_removes_it(na
         assert "PULUMI_CONFIG_PASSPHRASE" not in held, (name, job_name)  # no passphrase shared by all teams
         envs = [job.get("env", {}), *(step.get("env", {}) for step in job["steps"])]
         passphrases = {e["PULUMI_CONFIG_PASSPHRASE"] for e in envs if "PULUMI_CONFIG_PASSPHRASE" in e}
-        assert passphrases == {"${{ secrets[matrix.passphrase] }}"}, (name, job_name)
+        assert passphrases == ({"${{ secrets[matrix.passphrase] }}"} if name != "guard.yml" else set()), \
+            (name, job_name)  # (the guard decrypts no stack)
         assert not _secrets_of(job.get("env", {})), (name, job_name)  # secrets per step, never the whole job
         for step in job["steps"]:  # the checkouts and the setup (pip installs, the engine build) hold none
             if "uses" in step:
