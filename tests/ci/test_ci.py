@@ -79,14 +79,21 @@ def _git(repo: Path, *args: str) -> str:
                           capture_output=True, text=True, check=True).stdout.strip()
 
 
-def test_select_teams_from_a_git_diff(tmp_path: Path) -> None:
-    (tmp_path / "stacks").mkdir()
+def seed_repo(root: Path, *, git: bool = True) -> str:
+    """The seed teams' stack files in `root`, committed (the base commit's sha) unless `git` is False."""
+    (root / "stacks").mkdir(parents=True)
     for team in TEAMS:
-        (tmp_path / "stacks" / f"Pulumi.{team}.yaml").write_text("config: {}\n")
-    _git(tmp_path, "init", "-q", "-b", "main")
-    _git(tmp_path, "add", ".")
-    _git(tmp_path, "commit", "-q", "-m", "base")
-    base = _git(tmp_path, "rev-parse", "HEAD")
+        (root / "stacks" / f"Pulumi.{team}.yaml").write_text("config: {}\n")
+    if not git:
+        return ""
+    _git(root, "init", "-q", "-b", "main")
+    _git(root, "add", ".")
+    _git(root, "commit", "-q", "-m", "base")
+    return _git(root, "rev-parse", "HEAD")
+
+
+def test_select_teams_from_a_git_diff(tmp_path: Path) -> None:
+    base = seed_repo(tmp_path)
     (tmp_path / "stacks" / "Pulumi.ml-research.yaml").write_text("config: {a: 1}\n")
     _git(tmp_path, "commit", "-q", "-am", "change")
     assert ci.select_teams(base, "HEAD", tmp_path) == ["ml-research"]
@@ -124,14 +131,8 @@ def test_set_key_has_nothing_to_set_for_a_stack_taking_keys_from_the_platform(
 def test_changed_reads_the_teams_from_the_trusted_tree_and_the_diff_from_the_prs_checkout(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     trusted, pr = tmp_path / "base", tmp_path / "pr"
-    for root in (trusted, pr):
-        (root / "stacks").mkdir(parents=True)
-        for team in TEAMS:
-            (root / "stacks" / f"Pulumi.{team}.yaml").write_text("config: {}\n")
-    _git(pr, "init", "-q", "-b", "main")
-    _git(pr, "add", ".")
-    _git(pr, "commit", "-q", "-m", "base")
-    base = _git(pr, "rev-parse", "HEAD")
+    seed_repo(trusted, git=False)
+    base = seed_repo(pr)
     (pr / "stacks" / "Pulumi.ml-research.yaml").write_text("config: {a: 1}\n")
     (pr / "stacks" / "Pulumi.intruder.yaml").write_text("config: {}\n")  # a stack the base does not have
     (pr / "policies").mkdir()
