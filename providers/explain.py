@@ -26,8 +26,12 @@ def explain(err: VastError, *, base_url: str | None, stack: str, doing: str = "g
     if isinstance(err, MissingApiKeyError):
         return f"{err}: `{SET_KEY_COMMAND} --stack {stack}`"
     if isinstance(err, AuthError):
-        return (f"Vast.ai at {url} refused the API key ({err}): the stack's `{API_KEY_CONFIG}` is wrong or revoked; "
-                f"set the team's key with `{SET_KEY_COMMAND} --stack {stack}` (it prompts; or pipe it on stdin)")
+        # Vast answers 401 alike for a bad key and for a scoped key without the permission: name both.
+        return (f"Vast.ai at {url} refused the API key ({err}): the stack's `{API_KEY_CONFIG}` (or the key vastguard "
+                f"delivered from the platform stack) is wrong or revoked, or lacks the permission to {doing} (a "
+                "read-only preview key cannot rent or change instances: deploy with the team's deploy key, "
+                f"`vastguard ci up`); set a key of the stack's own with `{SET_KEY_COMMAND} --stack {stack}` (it "
+                "prompts; or pipe it on stdin)")
     if isinstance(err, TransportError) and not isinstance(err, CreateOutcomeUnknownError):
         host = urllib.parse.urlsplit(url).hostname or ""
         if host in _LOOPBACK:

@@ -65,7 +65,8 @@ def test_wrong_or_missing_key(team_env: Callable[[str], TeamEnv]) -> None:
     env.ws.cli.set_secret("vastai:apiKey", "not-the-teams-key", stack=TEAM)
     text = preview_text(env)
     assert f"Vast.ai at {env.emulator.url} refused the API key" in text
-    assert "the stack's `vastai:apiKey` is wrong or revoked" in text
+    assert "the stack's `vastai:apiKey` (or the key vastguard delivered from the platform stack) is wrong or " in text
+    assert "revoked, or lacks the permission to get a price quote" in text
     assert f"pulumi config set --secret vastai:apiKey --stack {TEAM}" in text
     assert "not-the-teams-key" not in text
 

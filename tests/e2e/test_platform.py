@@ -250,7 +250,8 @@ def test_a_preview_job_cannot_rent_even_if_the_program_tries(platform: PlatformE
     assert rent.returncode != 0
     errors = [line for line in platform.text(rent).splitlines() if "error" in line.lower()]
     assert any("notebook-1: Vast.ai at" in line and "refused the API key (HTTP 401" in line and
-               "PUT /api/v0/asks/" in line for line in errors), "\n".join(errors)  # the rent itself, refused
+               "PUT /api/v0/asks/" in line and "a read-only preview key cannot rent" in line
+               for line in errors), "\n".join(errors)  # the rent itself, refused, and the message says why
     refused = [r for r in control.requests("create")["requests"] if r["status"] >= 400]
     assert len(refused) > len(refused_before) and {r["status"] for r in refused[len(refused_before):]} <= {401, 403}
     assert {i.id for i in platform.live("data-science")} == before
