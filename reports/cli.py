@@ -87,6 +87,7 @@ def parse_month(text: str) -> str:
 
 
 PulumiRunner = Callable[[Path, str], Runner]
+StackKey = Callable[[str, str], "str | None"]  # (backend URL, stack) -> the stack's read key, or None
 """(project directory, backend URL) -> a runner of the pinned Pulumi CLI: for what only the CLI can do (Pulumi
 Cloud history, decrypting a stack secret). The layer that owns the engine passes it to `register` (vastguard/cli.py);
 reports/ never builds or starts Pulumi itself."""
@@ -254,9 +255,15 @@ def _teams_and_stacks(args: argparse.Namespace, folds: Sequence[StackFold]) -> d
 def _key_resolver(args: argparse.Namespace) -> KeyResolver:
     from_stack = None
     if args.keys_from_pulumi:
-        runner = _pulumi_runner(args, args.backend or default_backend(args.local_state))
+        backend = args.backend or default_backend(args.local_state)
+        runner = _pulumi_runner(args, backend)
+        delivered: StackKey | None = getattr(args, "stack_key", None)
 
         def from_stack(stack: str) -> str | None:
+            # A stack taking its keys from the platform holds none in its config: its preview key (billing_read)
+            # comes from the platform's envelope, when the job holds the preview secret.
+            if delivered is not None and (key := delivered(backend, stack)):
+                return key
             try:
                 return runner("config", "get", API_KEY_CONFIG, stack=stack).strip() or None
             except RuntimeError:
@@ -412,8 +419,9 @@ def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse
     return run
 
 
-def _common(parser: argparse.ArgumentParser, pulumi: PulumiRunner | None, local_state: Path | None) -> None:
-    parser.set_defaults(pulumi_runner=pulumi, local_state=local_state)
+def _common(parser: argparse.ArgumentParser, pulumi: PulumiRunner | None, local_state: Path | None,
+            stack_key: StackKey | None = None) -> None:
+    parser.set_defaults(pulumi_runner=pulumi, local_state=local_state, stack_key=stack_key)
     parser.add_argument("--backend", metavar="URL",
                         help="state backend: file://DIR, s3://bucket/prefix?region=..&endpoint=.. or a Pulumi "
                              "Cloud URL (default: $PULUMI_BACKEND_URL, else the project's .pulumi-state)")
@@ -439,8 +447,9 @@ def _formats(parser: argparse.ArgumentParser) -> None:
 def _vast_source(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vast-url", metavar="URL", help="Vast.ai API base URL (default: $VAST_URL, else Vast.ai)")
     parser.add_argument("--keys-from-pulumi", action="store_true",
-                        help=f"read a team's key from its stack config ({API_KEY_CONFIG}) when "
-                             "VASTGUARD_KEY_<TEAM> is not set; needs the stack's passphrase")
+                        help="when VASTGUARD_KEY_<TEAM> is not set: open a team's preview key from the platform "
+                             "stack (its stack's vastguard:keyFrom, the job's VASTGUARD_PREVIEW_SECRET[_<TEAM>]) "
+                             f"or read it from its stack config ({API_KEY_CONFIG}, needs the stack's passphrase)")
 
 
 def _range(parser: argparse.ArgumentParser) -> None:
@@ -448,13 +457,16 @@ def _range(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--until", metavar="TIME", help="end, inclusive for a day or month: YYYY-MM[-DD] or ISO")
 
 
-def register(subparsers: Any, *, pulumi: PulumiRunner | None = None, local_state: Path | None = None) -> None:
+def register(subparsers: Any, *, pulumi: PulumiRunner | None = None, local_state: Path | None = None,
+             stack_key: StackKey | None = None) -> None:
     """Add `audit`, `spend`, `chargeback` and `reconcile` to the `vastguard` command line. `pulumi` runs the
     pinned Pulumi CLI (without it, Pulumi Cloud and --keys-from-pulumi say so); `local_state` is the project's
-    `.pulumi-state`, the default backend when PULUMI_BACKEND_URL is not set (default: ./.pulumi-state)."""
+    `.pulumi-state`, the default backend when PULUMI_BACKEND_URL is not set (default: ./.pulumi-state);
+    `stack_key(backend, stack)` is a stack's read key delivered from elsewhere (the platform stack's envelopes),
+    tried first by --keys-from-pulumi."""
     audit = subparsers.add_parser("audit", help="who changed which instances, when, from which commit",
                                   description="Every update, refresh and destroy of each stack, from its history.")
-    _common(audit, pulumi, local_state)
+    _common(audit, pulumi, local_state, stack_key)
     _range(audit)
     audit.add_argument("--kind", action="append", metavar="KIND",
                        help="only this kind: update, refresh, destroy, import, instance.create, credit top-up, "
@@ -468,7 +480,7 @@ def register(subparsers: Any, *, pulumi: PulumiRunner | None = None, local_state
 
     spend = subparsers.add_parser("spend", help="instance-hours and cost per team, per day or month",
                                   description="Spend reconstructed from the checkpoints the stacks' history keeps.")
-    _common(spend, pulumi, local_state)
+    _common(spend, pulumi, local_state, stack_key)
     _range(spend)
     spend.add_argument("--month", metavar="YYYY-MM", help="shorthand for --since/--until of one month")
     spend.add_argument("--by", choices=["day", "month"], default="day")
@@ -479,7 +491,7 @@ def register(subparsers: Any, *, pulumi: PulumiRunner | None = None, local_state
 
     chargeback = subparsers.add_parser(
         "chargeback", help="monthly invoice per team (CSV, Markdown, SVG chart) or FOCUS cost-and-usage rows")
-    _common(chargeback, pulumi, local_state)
+    _common(chargeback, pulumi, local_state, stack_key)
     chargeback.add_argument("--month", required=True, metavar="YYYY-MM")
     chargeback.add_argument("--out", metavar="DIR", help="output directory (default: ./chargeback-YYYY-MM)")
     chargeback.add_argument("--format", choices=["invoices", "focus"], default="invoices",
@@ -494,7 +506,7 @@ def register(subparsers: Any, *, pulumi: PulumiRunner | None = None, local_state
     rec = subparsers.add_parser("reconcile", help="reconstructed spend vs Vast.ai charges; finds shadow spend",
                                 description="Compares each team's reconstructed spend with what Vast.ai charged "
                                             "its key; exits 3 when differences exceed the threshold.")
-    _common(rec, pulumi, local_state)
+    _common(rec, pulumi, local_state, stack_key)
     _range(rec)
     rec.add_argument("--month", metavar="YYYY-MM")
     rec.add_argument("--threshold", default="0.01", metavar="DOLLARS",

@@ -52,7 +52,15 @@ from fleet.access_fields import recipient_env
 from fleet.platform_declaration import KEY_FROM_CONFIG
 from fleet.stack_config import API_KEY_CONFIG
 from vastguard.engine_events import EventLogError, parse_events
-from vastguard.keys import COMMAND_KINDS, DeliveryError, delivered_env, is_platform_stack, key_source, stack_config
+from vastguard.keys import (
+    COMMAND_KINDS,
+    DeliveryError,
+    delivered_env,
+    is_platform_stack,
+    job_secret_env,
+    key_source,
+    stack_config,
+)
 from vastguard.pulumi_cli import PulumiCLI
 from vastguard.rules_from import RulesError, judged_project, rules_commit
 from vastguard.summary import deploy_markdown, policy_audit_markdown, preview_markdown, to_json
@@ -179,12 +187,6 @@ def _policy_args(team: str, policy_config: Path | None = None) -> list[str]:
     """This repository's pack and the team's file in it (the pack is platform-owned, not per project dir)."""
     config = policy_config or team_policy_config(team)
     return ["--policy-pack", str(POLICY_PACK), "--policy-pack-config", str(config)]
-
-
-def job_secret_env(kind: str) -> str:
-    """The job's recipient secret under a name without the team (`VASTGUARD_PREVIEW_SECRET`): a workflow cannot
-    name an env variable after the matrix's team, so it sets this one from `secrets[matrix.preview_secret]`."""
-    return f"VASTGUARD_{kind.upper()}_SECRET"
 
 
 def key_env(cli: PulumiCLI, stack: str, command: str) -> dict[str, str]:

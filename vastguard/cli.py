@@ -89,9 +89,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(sub)
     teams.register(sub)
     ci.register(sub)
-    reports_cli.register(sub, pulumi=pulumi_runner, local_state=repo_root() / ".pulumi-state")
+    reports_cli.register(sub, pulumi=pulumi_runner, local_state=repo_root() / ".pulumi-state", stack_key=_read_key)
     budget_cli.register(sub, local_state=repo_root() / ".pulumi-state", keys_for=_budget_keys)
     return parser
+
+
+def _read_key(backend_url: str, stack: str) -> str | None:
+    from reports.charges import ChargesError
+    from vastguard.keys import DeliveryError, read_key_of
+
+    try:
+        return read_key_of(stack, project_dir=repo_root(), backend_url=backend_url)
+    except DeliveryError as err:
+        raise ChargesError(str(err)) from None
 
 
 def _budget_keys(backend_url: str) -> Any:

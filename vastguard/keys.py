@@ -240,6 +240,33 @@ def delivered_env(pulumi_args: Sequence[str], *, project_dir: Path, env: Mapping
     return delivered.env()
 
 
+# --- the reports' keys -------------------------------------------------------------------------------------
+
+
+def job_secret_env(kind: str) -> str:
+    """The job's recipient secret under a name without the team (`VASTGUARD_PREVIEW_SECRET`): a workflow cannot
+    name an env variable after the matrix's team, so it sets this one from `secrets[matrix.preview_secret]`."""
+    return f"VASTGUARD_{kind.upper()}_SECRET"
+
+
+def read_key_of(stack: str, *, project_dir: Path, backend_url: str,
+                environ: Mapping[str, str] | None = None) -> str | None:
+    """The read-only preview key of a team stack that takes its keys from the platform, for the reports' charge
+    reads (billing_read), opened with the job's preview secret (`VASTGUARD_PREVIEW_SECRET_<TEAM>` or the job's
+    team-less `VASTGUARD_PREVIEW_SECRET`); None for a stack that brings its own key or a job without the secret.
+    Raises DeliveryError when the secret is there but the envelope does not open."""
+    env = dict(os.environ if environ is None else environ)
+    source = key_source(project_dir, stack)
+    if source is None:
+        return None
+    name = recipient_env(source.team, "preview")
+    if not env.get(name) and env.get(job_secret_env("preview")):
+        env[name] = env[job_secret_env("preview")]
+    if not env.get(name):
+        return None
+    return deliver(source, "preview", backend_url=backend_url, project=project_name(project_dir), environ=env).key
+
+
 # --- the budget commands' keys ------------------------------------------------------------------------------
 
 

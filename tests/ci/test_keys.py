@@ -21,6 +21,7 @@ from vastclient import API_KEY_ENV
 from vastguard.keys import (
     DeliveredKeys,
     DeliveryError,
+    read_key_of,
     KeySource,
     command_kind,
     deliver,
@@ -146,6 +147,24 @@ def test_the_guard_opens_a_platform_teams_deploy_key_and_prefers_a_key_of_its_ow
     wrong = {recipient_env(TEAM, "deploy"): SECRETS[recipient_env(TEAM, "preview")]}
     with pytest.raises(KeyProblem, match=r"VASTGUARD_DEPLOY_SECRET_ML_RESEARCH does not open"):
         DeliveredKeys(EnvKeys(wrong), project_dir=root, backend_url=backend, environ=wrong).team_key(TEAM)
+
+
+def test_the_reports_read_a_platform_teams_charges_with_its_preview_key(tmp_path: Path) -> None:
+    root = project(tmp_path / "repo", **{
+        TEAM: f"config:\n  vastguard:team: {TEAM}\n  vastguard:keyFrom: platform\n",
+        "own": "config:\n  vastguard:team: own\n"})
+    backend = file_backend(tmp_path, checkpoint(envelopes()))
+    preview = SECRETS[recipient_env(TEAM, "preview")]
+    for env in ({recipient_env(TEAM, "preview"): preview}, {"VASTGUARD_PREVIEW_SECRET": preview}):  # a CI job's
+        assert read_key_of(TEAM, project_dir=root, backend_url=backend, environ=env) == KEYS["preview"]
+    # The deploy secret is not the reports' (they only read): without the preview secret there is no key.
+    deploy_only = {recipient_env(TEAM, "deploy"): SECRETS[recipient_env(TEAM, "deploy")]}
+    assert read_key_of(TEAM, project_dir=root, backend_url=backend, environ=deploy_only) is None
+    assert read_key_of("own", project_dir=root, backend_url=backend, environ={"VASTGUARD_PREVIEW_SECRET": preview}) \
+        is None
+    with pytest.raises(DeliveryError, match=r"VASTGUARD_PREVIEW_SECRET_ML_RESEARCH does not open"):
+        read_key_of(TEAM, project_dir=root, backend_url=backend,
+                    environ={"VASTGUARD_PREVIEW_SECRET": SECRETS[recipient_env(TEAM, "deploy")]})
 
 
 def test_another_teams_envelope_under_this_teams_name_is_refused(tmp_path: Path) -> None:
