@@ -21,13 +21,13 @@ from vastclient import API_KEY_ENV
 from vastguard.keys import (
     DeliveredKeys,
     DeliveryError,
-    read_key_of,
     KeySource,
     command_kind,
     deliver,
     delivered_env,
     key_source,
     project_dir_of_args,
+    read_key_of,
     stack_of_args,
 )
 

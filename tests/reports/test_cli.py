@@ -170,3 +170,28 @@ def test_pulumi_cloud_needs_the_runner_vastguard_passes_in(capsys: pytest.Captur
     out = capsys.readouterr().out
     assert (code, json.loads(out)["events"]) == (0, [])  # no stacks there: an empty audit, read through the runner
     assert calls == [("https://api.pulumi.com", "stack", "ls", "--all", "--json")]
+
+
+def test_keys_from_pulumi_tries_the_delivered_key_before_the_stack_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from reports.charges import ChargesError
+    from reports.cli import _key_resolver
+
+    monkeypatch.delenv("VASTGUARD_KEY_ML_RESEARCH", raising=False)
+    asked: list[tuple[str, ...]] = []
+
+    def runner(*args: str, stack: str | None = None) -> str:
+        asked.append((*args, stack or ""))
+        return "vk-from-config\n" if stack == "own" else ""
+
+    delivered = {"ml-research": "vk-delivered"}
+    args = argparse.Namespace(keys_from_pulumi=True, backend="file:///state", local_state=None, project_dir=".",
+                              pulumi_runner=lambda _dir, _backend: runner,
+                              stack_key=lambda backend, stack: delivered.get(stack) if backend == "file:///state"
+                              else None)
+    resolve = _key_resolver(args)
+    assert resolve("ml-research", ["ml-research"]) == "vk-delivered" and asked == []  # no passphrase needed
+    assert resolve("own", ["own"]) == "vk-from-config" and asked == [("config", "get", "vastai:apiKey", "own")]
+    with pytest.raises(ChargesError, match=r"no Vast.ai key for team 'x': export VASTGUARD_KEY_X"):
+        resolve("x", ["x"])
