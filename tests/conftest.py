@@ -15,7 +15,8 @@ from tests.engine_guard import sitecustomize as guard
 
 GUARD_DIR = Path(guard.__file__).resolve().parent
 
-pytest_plugins = ["tests.secrets_sweep"]  # team API keys must not outlive the session anywhere (issue 8)
+# Team API keys must not outlive the session anywhere (issue 8), nor may any process a test started.
+pytest_plugins = ["tests.secrets_sweep", "tests.leftovers"]
 
 # --- emulator (owned by emulator/; see emulator/README.md) -------------------------------------------------
 

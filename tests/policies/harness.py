@@ -173,6 +173,8 @@ class AnalyzerProcess:
     _info: analyzer_pb2.AnalyzerInfo | None = field(default=None, init=False, repr=False)
 
     def start(self) -> Self:
+        if self._proc is not None:  # `with AnalyzerProcess(...).start()` must not start (and orphan) a second one
+            return self
         env = {**os.environ, "PULUMI_PROJECT": self.project, "PULUMI_STACK": self.stack,
                "PULUMI_DRY_RUN": "true" if self.dry_run else "false", **self.extra_env}
         self._proc = subprocess.Popen(

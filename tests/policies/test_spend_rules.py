@@ -100,7 +100,7 @@ def test_a_pause_denies_starting_any_gpu_until_its_window_is_over() -> None:
 def test_a_team_file_can_make_unknown_spend_advisory() -> None:
     config = team_file(TEAM)
     config["vast-actual-spend"]["enforcementLevel"] = "advisory"
-    with AnalyzerProcess(stack=TEAM).start() as pack:
+    with AnalyzerProcess(stack=TEAM) as pack:
         pack.configure(config)
         unknown = Resource(name="team-spend", stack=TEAM, props=spend(TEAM, status="unknown", reason="gateway down"),
                            type="pulumi-python:dynamic/vastai:TeamSpend")
