@@ -498,7 +498,9 @@ def _send(kind, value):
     import socket
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.setblocking(False)
+            # Wait for room rather than drop: the queue holds 10 datagrams, and under load the session's reader
+            # thread may not have run yet (a gone session refuses at once instead).
+            sock.settimeout(10)
             sock.sendto(kind + b"\\0" + value.encode("utf-8", "surrogateescape"), path)
     except OSError:
         pass
