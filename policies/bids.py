@@ -26,7 +26,7 @@ from fleet.costs import money
 from fleet.declaration import group_of
 from fleet.gpus import allowed, normalize
 from policies.config import Amount, GpuName, Limited, Share, active_allows
-from policies.instances import InstanceView, QuoteView, Unknown, stack_and_config
+from policies.instances import InstanceView, QuoteView, Unknown, instance_and_config, stack_and_config, utc_today
 from policies.names import RuleName
 from policies.report import dollars, listing, render
 
@@ -60,10 +60,8 @@ class OnDemandGpuShareConfig(Limited[Share]):
 def interruptible_required(args: ResourceValidationArgs, report: ReportViolation, today: date | None = None) -> None:
     """A declared family must be interruptible if any GPU it could rent must be (like the allow-list's family
     check), and so must the quoted GPU: the rule follows what the instance can actually land on."""
-    from policies.rules import _instance_and_config, utc_today
-
     rule = RuleName.INTERRUPTIBLE_REQUIRED
-    loaded = _instance_and_config(InterruptibleRequiredConfig, rule, args, report)
+    loaded = instance_and_config(InterruptibleRequiredConfig, rule, args, report)
     if loaded is None:
         return
     view, config = loaded
@@ -102,10 +100,8 @@ def _must_bid(gpu: str, required: list[str]) -> bool:
 def bid_cap(args: ResourceValidationArgs, report: ReportViolation, today: date | None = None) -> None:
     """The bid is what an interruptible instance pays while it runs (storage on top), so capping it caps the
     instance's price; the quote's bid is the same number (the provider bids max_bid)."""
-    from policies.rules import _instance_and_config, utc_today
-
     rule = RuleName.BID_CAP
-    loaded = _instance_and_config(BidCapConfig, rule, args, report)
+    loaded = instance_and_config(BidCapConfig, rule, args, report)
     if loaded is None:
         return
     view, config = loaded
@@ -134,8 +130,6 @@ def _gpus_on_demand(view: InstanceView) -> int:
 def on_demand_gpu_share(args: StackValidationArgs, report: ReportViolation, today: date | None = None) -> None:
     """Counts GPUs, not instances or dollars: the share of capacity that cannot be interrupted is what a
     platform team trades for cost, and a GPU count cannot drift with prices."""
-    from policies.rules import utc_today
-
     rule = RuleName.ON_DEMAND_GPU_SHARE
     loaded = stack_and_config(OnDemandGpuShareConfig, rule, args, report)
     if loaded is None:

@@ -18,6 +18,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Final, TypeAlias, TypeVar, cast
 
@@ -332,6 +333,25 @@ def spend_of(resources: Iterable[Any]) -> SpendView:
 C = TypeVar("C", bound=Config)
 # The platform rules' resources (policies.access, which imports this module, reads them).
 ACCESS_TYPES: Final = frozenset({TEAM_TYPE, TEAM_ROLE_TYPE, TEAM_MEMBER_TYPE, API_KEY_TYPE})
+
+
+def utc_today() -> date:
+    """The day exceptions and key ages are judged on (the rules take `today` to make tests exact)."""
+    return datetime.now(UTC).date()
+
+
+def instance_and_config(model: type[C], rule: RuleName, args: Any, report: Callable[[str, str | None], None]
+                        ) -> tuple[InstanceView, C] | None:
+    """The instance and the rule's block; None (after reporting any config problem) when there is nothing
+    more to check. Other resource types are not ours to judge and are skipped before the config is read."""
+    view = InstanceView.of(resource_type=args.resource_type, name=args.name, urn=args.urn, props=args.props)
+    if view is None:
+        return None
+    config = load(model, args.get_config(), rule=rule, stack=view.stack)
+    if isinstance(config, ConfigProblem):
+        report(config.message, None)
+        return None
+    return view, config
 
 
 def stack_and_config(model: type[C], rule: RuleName, args: Any, report: Callable[[str, str | None], None]

@@ -23,7 +23,7 @@ from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationA
 
 from fleet.permissions import PermissionSet
 from policies.access import AccessView, KeyView, MemberView, RoleView, TeamView, is_access_type
-from policies.instances import Unknown, current_stack
+from policies.instances import Unknown, current_stack, utc_today
 from policies.names import PlatformRuleName
 from policies.platform_config import (
     WRITE_CATEGORIES,
@@ -48,10 +48,6 @@ C = TypeVar("C", bound=PlatformConfig)
 V = TypeVar("V", bound=AccessView)
 ADMIN_ROLES = ("owner", "manager")
 ADMIN_PERMISSION = "team_write"
-
-
-def utc_today() -> date:
-    return datetime.now(UTC).date()
 
 
 def _config(model: type[C], rule: PlatformRuleName, args: ResourceValidationArgs | StackValidationArgs,

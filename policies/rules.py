@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Protocol, TypeVar
 
@@ -37,7 +37,6 @@ from policies.config import (
     ActualSpendConfig,
     BudgetEnforcementConfig,
     Config,
-    ConfigProblem,
     DailyBudgetConfig,
     DailyBudgetWarningConfig,
     DiskMaxSizeConfig,
@@ -53,18 +52,18 @@ from policies.config import (
     TeamBindingConfig,
     VerifiedHostsOnlyConfig,
     active_allows,
-    load,
 )
 from policies.images import image_allowed
 from policies.instances import (
     MAX_GPUS_PER_INSTANCE,
     FleetEstimate,
-    InstanceView,
     QuoteView,
     Unknown,
     estimate_fleet,
     spend_of,
+    utc_today,
 )
+from policies.instances import instance_and_config as _instance_and_config
 from policies.instances import stack_and_config as _stack_and_config
 from policies.names import RuleName
 from policies.report import dollars, listing, render
@@ -75,28 +74,9 @@ __all__ = ["RULES", "Rule"]
 C = TypeVar("C", bound=Config)
 
 
-def utc_today() -> date:
-    return datetime.now(UTC).date()
-
-
 def _number(value: float | Decimal) -> str:
     """0.95 -> `0.95`, 200.0 -> `200`: numbers in messages as a person would write them."""
     return f"{value:g}" if isinstance(value, float) else str(value.normalize())
-
-
-def _instance_and_config(
-    model: type[C], rule: RuleName, args: ResourceValidationArgs, report: ReportViolation
-) -> tuple[InstanceView, C] | None:
-    """The instance and the rule's block; None (after reporting any config problem) when there is nothing
-    more to check. Other resource types are not ours to judge and are skipped before the config is read."""
-    view = InstanceView.of(resource_type=args.resource_type, name=args.name, urn=args.urn, props=args.props)
-    if view is None:
-        return None
-    config = load(model, args.get_config(), rule=rule, stack=view.stack)
-    if isinstance(config, ConfigProblem):
-        report(config.message, None)
-        return None
-    return view, config
 
 
 # ---------------------------------------------------------------------------------------------------------
