@@ -334,3 +334,27 @@ def load(model: type[C], raw: Mapping[str, Any] | None, *, rule: RuleName, stack
 
 def active_allows(grants: Iterable[Grant[AllowT]], today: date) -> list[AllowT]:
     return [grant.allow for grant in grants if grant.active(today)]
+
+
+LEVEL_KEY = "enforcementLevel"
+
+
+def split_levels(data: Any, *, what: str, bare_all: bool) -> dict[str, Any]:
+    """A policy config file's blocks with their `enforcementLevel`s kept aside under `levels`: Pulumi lets a
+    block carry its level (and, with `bare_all`, `all` be a bare level), but the blocks validate against exactly
+    the properties the pack's rules read. `what` names the file in the error."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{what} is a JSON object keyed by policy name")
+    out: dict[str, Any] = {}
+    levels: dict[str, Any] = {}
+    for key, value in data.items():
+        if bare_all and key == "all":
+            out["all"] = value.get(LEVEL_KEY) if isinstance(value, Mapping) else value
+        elif isinstance(value, Mapping) and LEVEL_KEY in value:
+            levels[key] = value[LEVEL_KEY]
+            out[key] = {k: v for k, v in value.items() if k != LEVEL_KEY}
+        else:
+            out[key] = value
+    out["levels"] = levels
+    return out
+

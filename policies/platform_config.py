@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from fleet.access_fields import TeamName, canonical_permissions
 from fleet.permissions import CATEGORIES, Category, InvalidPermissions, PermissionSet
-from policies.config import EnforcementLevelName, Word, describe_errors
+from policies.config import EnforcementLevelName, Word, describe_errors, split_levels
 from policies.names import PlatformRuleName
 from policies.report import render
 
@@ -160,7 +160,6 @@ class PlatformFileError(ValueError):
         super().__init__(f"{source}: invalid platform policy file:\n{body}")
 
 
-LEVEL_KEY = "enforcementLevel"
 
 
 class PlatformFile(BaseModel):
@@ -181,16 +180,7 @@ class PlatformFile(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _split_levels(cls, data: Any) -> Any:
-        if not isinstance(data, Mapping):
-            raise ValueError("the platform file is a JSON object keyed by policy name")
-        out: dict[str, Any] = {"levels": {}}
-        for key, value in data.items():
-            if isinstance(value, Mapping) and LEVEL_KEY in value:
-                out["levels"][key] = value[LEVEL_KEY]
-                out[key] = {k: v for k, v in value.items() if k != LEVEL_KEY}
-            else:
-                out[key] = value
-        return out
+        return split_levels(data, what="the platform file", bare_all=False)
 
     @model_validator(mode="after")
     def _same_stack(self) -> PlatformFile:

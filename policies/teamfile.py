@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from policies.bids import BidCapConfig, InterruptibleRequiredConfig, OnDemandGpuShareConfig
 from policies.config import (
+    LEVEL_KEY,
     ActualSpendConfig,
     BudgetEnforcementConfig,
     Config,
@@ -46,6 +47,7 @@ from policies.config import (
     PolicyExceptionsConfig,
     TeamBindingConfig,
     VerifiedHostsOnlyConfig,
+    split_levels,
 )
 from policies.names import RuleName
 
@@ -53,7 +55,6 @@ __all__ = ["TEAMS_DIR", "TEMPLATE", "TeamFile", "TeamFileError", "load_team_file
 
 TEAMS_DIR = Path(__file__).resolve().parent / "teams"
 TEMPLATE = TEAMS_DIR / "_template.json"
-LEVEL_KEY = "enforcementLevel"
 _LEVELS = ("advisory", "mandatory", "remediate", "disabled")
 
 
@@ -105,22 +106,7 @@ class TeamFile(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _split_levels(cls, data: Any) -> Any:
-        """Pulumi lets a block carry its `enforcementLevel` and `all` be a bare level; keep levels aside so
-        the blocks validate against exactly the properties the pack's rules read."""
-        if not isinstance(data, Mapping):
-            raise ValueError("a team file is a JSON object keyed by policy name")
-        out: dict[str, Any] = {}
-        levels: dict[str, Any] = {}
-        for key, value in data.items():
-            if key == "all":
-                out["all"] = value.get(LEVEL_KEY) if isinstance(value, Mapping) else value
-            elif isinstance(value, Mapping) and LEVEL_KEY in value:
-                levels[key] = value[LEVEL_KEY]
-                out[key] = {k: v for k, v in value.items() if k != LEVEL_KEY}
-            else:
-                out[key] = value
-        out["levels"] = levels
-        return out
+        return split_levels(data, what="a team file", bare_all=True)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

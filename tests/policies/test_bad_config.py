@@ -30,10 +30,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from policies.config import ConfigProblem, Limited, load
+from policies.config import LEVEL_KEY, ConfigProblem, Limited, load
 from policies.names import RuleName
 from policies.rules import RULES_BY_NAME
-from policies.teamfile import LEVEL_KEY, TEAMS_DIR, TeamFileError, check_files, parse_team_file
+from policies.teamfile import TEAMS_DIR, TeamFileError, check_files, parse_team_file
 from tests.policies.fakes import inputs
 from tests.policies.harness import AnalyzerProcess, Resource, team_file
 
