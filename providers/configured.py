@@ -8,7 +8,8 @@ from typing import Any
 
 from pulumi.dynamic import ConfigureRequest, ResourceProvider
 
-from providers.host import engine_address, exit_with_engine, widen_worker_pool
+from providers.enginewatch import engine_address, exit_with_engine
+from providers.host import widen_worker_pool
 from providers.settings import ProviderSettings, settings_from
 
 
