@@ -6,11 +6,13 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from emulator import Account, EmulatorServer
+from emulator.bodies import ClockBody
 from emulator.models import Instance as EmulatedInstance
 from engine import Engine, ensure, repo_root
 from vastguard.pulumi_cli import PulumiCLI
@@ -65,6 +67,14 @@ class TeamEnv:
     def live(self) -> list[EmulatedInstance]:
         """The team's instances as the marketplace sees them (destroyed ones excluded)."""
         return self.emulator.market.all_instances(self.account)[0]
+
+
+def early_in_the_day(srv: EmulatorServer) -> None:
+    """Vast's clock at 00:05 UTC of today, running: a daily budget is judged on spend + projection to 24:00 of
+    Vast's clock, so a test that expects a denial (or none) from a day's projection is wall-clock-independent.
+    Call it before anything is rented (the clock never goes back under a live instance)."""
+    today = datetime.now(UTC).replace(hour=0, minute=5, second=0, microsecond=0)
+    srv.market.update_clock(ClockBody(set=today.timestamp()))
 
 
 @pytest.fixture
