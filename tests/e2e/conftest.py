@@ -69,12 +69,13 @@ class TeamEnv:
         return self.emulator.market.all_instances(self.account)[0]
 
 
-def early_in_the_day(srv: EmulatorServer) -> None:
-    """Vast's clock at 00:05 UTC of today, running: a daily budget is judged on spend + projection to 24:00 of
-    Vast's clock, so a test that expects a denial (or none) from a day's projection is wall-clock-independent.
-    Call it before anything is rented (the clock never goes back under a live instance)."""
-    today = datetime.now(UTC).replace(hour=0, minute=5, second=0, microsecond=0)
-    srv.market.update_clock(ClockBody(set=today.timestamp()))
+def early_in_the_month(srv: EmulatorServer) -> None:
+    """Vast's clock at 00:05 UTC on the 1st of this month, running: budgets are judged on spend + projection to
+    the window's end on Vast's clock (24:00, the month's end), so a test that expects a denial (or none) from a
+    projection does not depend on when it runs. Call it before anything is rented (the clock never goes back
+    under a live instance)."""
+    start = datetime.now(UTC).replace(day=1, hour=0, minute=5, second=0, microsecond=0)
+    srv.market.update_clock(ClockBody(set=start.timestamp()))
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 
 from emulator import EmulatorServer
 from engine import Engine, repo_root
-from tests.e2e.conftest import early_in_the_day
+from tests.e2e.conftest import early_in_the_month
 from vastguard import ci
 from vastguard.cli import main
 from vastguard.workspace import Workspace, team_policy_config
@@ -49,7 +49,7 @@ def test_ci_set_key_preview_up_and_nightly_audit(engine: Engine, pulumi_home: Pa
                                                  fleet_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     api_key = f"{TEAM}-{secrets.token_hex(16)}"
-    early_in_the_day(fleet_emulator)  # the notebook exceeds $2 today only with most of the day left
+    early_in_the_month(fleet_emulator)  # the notebook exceeds $2 today only with most of the day left
     account = fleet_emulator.create_account(api_key=api_key, balance=1000, username=TEAM)
     ws = Workspace.create(engine, tmp_path / "ws", state_dir=tmp_path / "state", vast_url=fleet_emulator.url,
                           extra_env={"PULUMI_HOME": str(pulumi_home),

@@ -21,7 +21,7 @@ from emulator import Account, EmulatorServer
 from engine import Engine
 from policies.names import RuleName
 from policies.report import pattern
-from tests.e2e.conftest import early_in_the_day
+from tests.e2e.conftest import early_in_the_month
 from vastguard.workspace import Workspace, team_policy_config
 
 pytestmark = pytest.mark.engine
@@ -70,7 +70,7 @@ class Pack:
 def pack(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pack]:
     tmp = tmp_path_factory.mktemp("policies-e2e")
     with EmulatorServer(port=0, seed=7, provision_delay=0) as srv:
-        early_in_the_day(srv)  # "daily-budget" is over only with most of the day left to project
+        early_in_the_month(srv)  # "daily-budget" and "monthly-budget" are over only with most of their window left
         ws = Workspace.create(engine, tmp / "ws", state_dir=tmp / "state",
                               extra_env={"PULUMI_HOME": str(tmp / "home")})
         accounts = {}
