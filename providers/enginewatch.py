@@ -29,15 +29,14 @@ def engine_address(argv: Sequence[str]) -> tuple[str, int] | None:
     (`python [-u] -m pulumi.dynamic HOST:PORT`)."""
     args = list(argv)
     if len(args) >= 2 and args[0].replace("\\", "/").endswith("pulumi/dynamic/__main__.py"):
-        address = args[1]
-    elif "-m" in args and args[args.index("-m") + 1:args.index("-m") + 2] == ["pulumi.dynamic"]:
-        rest = args[args.index("-m") + 2:]
-        if not rest:
-            return None
-        address = rest[0]
+        rest = args[1:]
+    elif "-m" in args and args[(at := args.index("-m")) + 1:at + 2] == ["pulumi.dynamic"]:
+        rest = args[at + 2:]
     else:
         return None
-    host, _, port = address.rpartition(":")
+    if not rest:
+        return None
+    host, _, port = rest[0].rpartition(":")
     return (host, int(port)) if host and port.isdigit() else None
 
 
