@@ -357,4 +357,3 @@ def split_levels(data: Any, *, what: str, bare_all: bool) -> dict[str, Any]:
             out[key] = value
     out["levels"] = levels
     return out
-

@@ -160,8 +160,6 @@ class PlatformFileError(ValueError):
         super().__init__(f"{source}: invalid platform policy file:\n{body}")
 
 
-
-
 class PlatformFile(BaseModel):
     """Every block of policies/platform.json, under its policy name."""
 

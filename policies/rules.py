@@ -60,11 +60,11 @@ from policies.instances import (
     QuoteView,
     Unknown,
     estimate_fleet,
+    instance_and_config,
     spend_of,
+    stack_and_config,
     utc_today,
 )
-from policies.instances import instance_and_config as _instance_and_config
-from policies.instances import stack_and_config as _stack_and_config
 from policies.names import RuleName
 from policies.report import dollars, listing, render
 from policies.spend import actual_spend, budget_enforcement, judge
@@ -89,7 +89,7 @@ def gpu_allow_list(args: ResourceValidationArgs, report: ReportViolation, today:
     rent must be allowed, which without the marketplace's catalogue holds exactly when some entry is the family
     itself or a broader one. The quote names the model the provider would actually rent: checked too."""
     rule = RuleName.GPU_ALLOW_LIST
-    loaded = _instance_and_config(GpuAllowListConfig, rule, args, report)
+    loaded = instance_and_config(GpuAllowListConfig, rule, args, report)
     if loaded is None:
         return
     view, config = loaded
@@ -111,7 +111,7 @@ def instance_max_dph(args: ResourceValidationArgs, report: ReportViolation, toda
     """Both the declared cap and the live quote must be within the team's per-instance cap; with no quote (or
     an unknown one) the worst case is the declared max_dph, which is checked anyway."""
     rule = RuleName.INSTANCE_MAX_DPH
-    loaded = _instance_and_config(InstanceMaxDphConfig, rule, args, report)
+    loaded = instance_and_config(InstanceMaxDphConfig, rule, args, report)
     if loaded is None:
         return
     view, config = loaded
@@ -132,7 +132,7 @@ def host_min_reliability(
     """The provider only rents hosts at or above the instance's min_reliability, so bounding that input
     bounds every host the instance can land on."""
     rule = RuleName.HOST_MIN_RELIABILITY
-    loaded = _instance_and_config(HostMinReliabilityConfig, rule, args, report)
+    loaded = instance_and_config(HostMinReliabilityConfig, rule, args, report)
     if loaded is None:
         return
     view, config = loaded
@@ -150,7 +150,7 @@ def verified_hosts_only(
     """Unverified Vast hosts have not passed Vast's checks; a team rents them only when its file (or an
     active exception with allow: true) says so."""
     rule = RuleName.VERIFIED_HOSTS_ONLY
-    loaded = _instance_and_config(VerifiedHostsOnlyConfig, rule, args, report)
+    loaded = instance_and_config(VerifiedHostsOnlyConfig, rule, args, report)
     if loaded is None:
         return
     view, config = loaded
@@ -169,7 +169,7 @@ def image_allowed_registries(
     """The image runs with the team's data and its Vast API access; only images from registries the platform
     team trusts may run."""
     rule = RuleName.IMAGE_ALLOWED_REGISTRIES
-    loaded = _instance_and_config(ImageAllowedRegistriesConfig, rule, args, report)
+    loaded = instance_and_config(ImageAllowedRegistriesConfig, rule, args, report)
     if loaded is None:
         return
     view, config = loaded
@@ -184,7 +184,7 @@ def image_allowed_registries(
 def disk_max_size(args: ResourceValidationArgs, report: ReportViolation, today: date | None = None) -> None:
     """Disk is billed even while an instance is stopped, so a large disk is a standing cost."""
     rule = RuleName.DISK_MAX_SIZE
-    loaded = _instance_and_config(DiskMaxSizeConfig, rule, args, report)
+    loaded = instance_and_config(DiskMaxSizeConfig, rule, args, report)
     if loaded is None:
         return
     view, config = loaded
@@ -206,7 +206,7 @@ def team_binding(args: StackValidationArgs, report: ReportViolation, today: date
     ml-research's generous limits to another team's stack must deny. This rule runs even for an empty
     stack, so a stack previewed with no team file at all is denied here."""
     rule = RuleName.TEAM_BINDING
-    loaded = _stack_and_config(TeamBindingConfig, rule, args, report)
+    loaded = stack_and_config(TeamBindingConfig, rule, args, report)
     if loaded is None:
         return
     stack, views, config = loaded
@@ -226,7 +226,7 @@ def max_instances(args: StackValidationArgs, report: ReportViolation, today: dat
     """Stopped instances count too: they keep their machine and their disk, and can be started without a
     change that a preview would see."""
     rule = RuleName.MAX_INSTANCES
-    loaded = _stack_and_config(MaxInstancesConfig, rule, args, report)
+    loaded = stack_and_config(MaxInstancesConfig, rule, args, report)
     if loaded is None:
         return
     stack, views, config = loaded
@@ -239,7 +239,7 @@ def max_gpus(args: StackValidationArgs, report: ReportViolation, today: date | N
     """GPUs are what the marketplace prices; an instance whose num_gpus is unknown counts as the most an
     instance can have."""
     rule = RuleName.MAX_GPUS
-    loaded = _stack_and_config(MaxGpusConfig, rule, args, report)
+    loaded = stack_and_config(MaxGpusConfig, rule, args, report)
     if loaded is None:
         return
     stack, views, config = loaded
@@ -267,7 +267,7 @@ def daily_budget(args: StackValidationArgs, report: ReportViolation, today: date
     storage only when stopped, the max_dph cap when nothing else is known), so the pack judges the same
     number the program exports as its estimated cost."""
     rule = RuleName.DAILY_BUDGET
-    loaded = _stack_and_config(DailyBudgetConfig, rule, args, report)
+    loaded = stack_and_config(DailyBudgetConfig, rule, args, report)
     if loaded is None:
         return
     stack, views, config = loaded
@@ -290,7 +290,7 @@ def daily_budget_warning(args: StackValidationArgs, report: ReportViolation, tod
     from its own block (a copy of vast-daily-budget's, checked by `vastguard team check`) and ignores
     exceptions: while one is active the team is above its normal budget, which is worth a warning."""
     rule = RuleName.DAILY_BUDGET_WARNING
-    loaded = _stack_and_config(DailyBudgetWarningConfig, rule, args, report)
+    loaded = stack_and_config(DailyBudgetWarningConfig, rule, args, report)
     if loaded is None:
         return
     stack, views, config = loaded
@@ -313,7 +313,7 @@ def daily_budget_warning(args: StackValidationArgs, report: ReportViolation, tod
 def monthly_budget(args: StackValidationArgs, report: ReportViolation, today: date | None = None) -> None:
     """Only when the team file sets a monthly budget (finance often budgets per month, engineers per day)."""
     rule = RuleName.MONTHLY_BUDGET
-    loaded = _stack_and_config(MonthlyBudgetConfig, rule, args, report)
+    loaded = stack_and_config(MonthlyBudgetConfig, rule, args, report)
     if loaded is None or loaded[2].monthly_budget is None:
         return
     stack, views, config = loaded
@@ -340,7 +340,7 @@ def max_hourly_burn(args: StackValidationArgs, report: ReportViolation, today: d
     """Only when set: a cap on the stack's total $/h, for teams whose budget allows short expensive bursts
     that a daily budget alone would not stop."""
     rule = RuleName.MAX_HOURLY_BURN
-    loaded = _stack_and_config(MaxHourlyBurnConfig, rule, args, report)
+    loaded = stack_and_config(MaxHourlyBurnConfig, rule, args, report)
     if loaded is None or loaded[2].max_hourly_burn is None:
         return
     stack, views, config = loaded
@@ -363,7 +363,7 @@ def policy_exceptions(args: StackValidationArgs, report: ReportViolation, today:
     """Advisory: every preview shows which limits are relaxed, for whom, why and until when, and which
     exceptions have expired (they are ignored by the rules and should be removed or renewed)."""
     rule = RuleName.POLICY_EXCEPTIONS
-    loaded = _stack_and_config(PolicyExceptionsConfig, rule, args, report)
+    loaded = stack_and_config(PolicyExceptionsConfig, rule, args, report)
     if loaded is None:
         return
     _stack, _views, config = loaded
